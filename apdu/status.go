@@ -125,6 +125,13 @@ func (e *PINError) Error() string {
 // Unwrap returns the status word, so errors.Is(err, SWAuthMethodBlocked) works.
 func (e *PINError) Unwrap() error { return e.SW }
 
+// Is reports whether a blocked verification (6983, but also 63C0: no tries
+// left) matches SWAuthMethodBlocked, so that one errors.Is test covers both
+// ways a card reports a blocked PIN.
+func (e *PINError) Is(target error) bool {
+	return e.Blocked && target == SWAuthMethodBlocked
+}
+
 // Transport errors that layers above branch on. A PC/SC or simulator
 // transport wraps one of these so that package cie needs no import of them.
 var (
