@@ -236,25 +236,14 @@ func (a *app) open(ctx context.Context) (*session, error) {
 
 func (a *app) chooseReader(ctx context.Context, pc *pcsc.Context, names []string) (string, error) {
 	if a.reader != "" {
-		if i, err := strconv.Atoi(a.reader); err == nil && i >= 0 && i < len(names) {
-			return names[i], nil
+		name, err := a.namedReader(names)
+		if err != nil {
+			return "", err
 		}
-		var match []string
-		for _, n := range names {
-			if n == a.reader {
-				return n, nil
-			}
-			if strings.Contains(strings.ToLower(n), strings.ToLower(a.reader)) {
-				match = append(match, n)
-			}
+		if st, err := pc.Status(ctx, name); err == nil && !st.Present {
+			return "", &noCardError{reader: name}
 		}
-		switch len(match) {
-		case 1:
-			return match[0], nil
-		case 0:
-			return "", &usageError{fmt.Sprintf("no reader matches %q; readers: %s", a.reader, strings.Join(names, ", "))}
-		}
-		return "", &usageError{fmt.Sprintf("%q matches several readers: %s", a.reader, strings.Join(match, ", "))}
+		return name, nil
 	}
 	var withCard []string
 	for _, n := range names {
@@ -281,6 +270,30 @@ func (a *app) chooseReader(ctx context.Context, pc *pcsc.Context, names []string
 		}
 	}
 	return withCard[0], nil
+}
+
+// namedReader resolves --reader: a number from 'cie readers', an exact name,
+// or a case-insensitive part of one name.
+func (a *app) namedReader(names []string) (string, error) {
+	if i, err := strconv.Atoi(a.reader); err == nil && i >= 0 && i < len(names) {
+		return names[i], nil
+	}
+	var match []string
+	for _, n := range names {
+		if n == a.reader {
+			return n, nil
+		}
+		if strings.Contains(strings.ToLower(n), strings.ToLower(a.reader)) {
+			match = append(match, n)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return "", &usageError{fmt.Sprintf("no reader matches %q; readers: %s", a.reader, strings.Join(names, ", "))}
+	}
+	return "", &usageError{fmt.Sprintf("%q matches several readers: %s", a.reader, strings.Join(match, ", "))}
 }
 
 func (a *app) status(ctx context.Context, args []string) error {

@@ -70,7 +70,9 @@ func describe(err error) (string, int) {
 		return "no smart card reader found: connect your USB or NFC reader and try again", ExitNoReader
 	case errors.As(err, &noCard):
 		return noCard.Error(), ExitNoCard
-	case errors.Is(err, apdu.ErrNoCard), errors.Is(err, apdu.ErrCardRemoved):
+	case errors.Is(err, apdu.ErrNoCard):
+		return "no card in the reader: put your CIE on it", ExitNoCard
+	case errors.Is(err, apdu.ErrCardRemoved):
 		return "the card was removed from the reader: put it back and try again", ExitNoCard
 	case errors.As(err, &unsupErr):
 		return fmt.Sprintf("unsupported card (ATR %X): this is not a CIE 3.0, or its chip is not known yet; please report the ATR", unsupErr.ATR), ExitUnsupported
