@@ -28,7 +28,7 @@ func TestAPDUFigures(t *testing.T) {
 		{"cie pin change", defaultPIN + "\n24681357\n", []string{"--pin-stdin", "pin", "change"}},
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-16s %6s %8s %9s\n", "operation", "APDUs", "sent", "received")
+	fmt.Fprintf(&table, "%-16s %6s %10s %10s\n", "operation", "APDUs", "host→card", "card→host")
 	for _, op := range ops {
 		if _, err := card.Control("stats reset"); err != nil {
 			t.Fatal(err)
@@ -38,6 +38,7 @@ func TestAPDUFigures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// sent and received are counted by the card.
 		var apdus, sent, recv int
 		if _, err := fmt.Sscanf(stats, "apdus=%d sent=%d received=%d", &apdus, &sent, &recv); err != nil {
 			t.Fatalf("parsing %q: %v", stats, err)
@@ -45,7 +46,7 @@ func TestAPDUFigures(t *testing.T) {
 		if apdus == 0 {
 			t.Fatalf("%s: the card saw no APDU", op.name)
 		}
-		fmt.Fprintf(&table, "%-16s %6d %8d %9d\n", op.name, apdus, sent, recv)
+		fmt.Fprintf(&table, "%-16s %6d %10d %10d\n", op.name, apdus, recv, sent)
 	}
-	t.Logf("APDUs measured by cie-sim through pcscd (sent = bytes the card received from the host):\n%s", table.String())
+	t.Logf("APDUs and bytes counted by cie-sim through pcscd:\n%s", table.String())
 }

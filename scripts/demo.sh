@@ -43,4 +43,7 @@ echo
 echo "== cie status"
 "$BIN/cie" status
 echo
-echo "== APDUs seen by the virtual card: $(printf 'stats\n' | timeout 5 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"stats\n"); print(s.recv(200).decode().strip())' "$work/sim.sock" 2>/dev/null || echo n/a)"
+echo "== cie cert (PIN of the virtual card: 12345678)"
+echo 12345678 | "$BIN/cie" --pin-stdin cert | openssl x509 -noout -subject -issuer -enddate 2>/dev/null || echo 12345678 | "$BIN/cie" --pin-stdin cert
+echo
+echo "== APDUs seen by the virtual card: $("$BIN/cie-sim" --control "$work/sim.sock" --send stats)"

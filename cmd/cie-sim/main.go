@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"encoding/pem"
@@ -51,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		list     = fs.Bool("list-families", false, "list the chip families and exit")
 		verbose  = fs.Bool("v", false, "log APDU headers and status words (never data) to stderr")
 		showVer  = fs.Bool("version", false, "print the version and exit")
+		send     = fs.String("send", "", "send one control LINE to the running simulator at --control, print its answer and exit")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -64,6 +66,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *showVer {
 		fmt.Fprintln(stdout, "cie-sim", version)
+		return 0
+	}
+	if *send != "" {
+		if *control == "" {
+			fmt.Fprintln(stderr, "cie-sim: --send needs --control PATH of the running simulator")
+			return 2
+		}
+		answer, err := sendControl(*control, *send)
+		if err != nil {
+			fmt.Fprintln(stderr, "cie-sim:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, answer)
+		if strings.HasPrefix(answer, "error") {
+			return 1
+		}
 		return 0
 	}
 	if *list {
@@ -143,4 +161,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// sendControl sends one line to a running simulator's control socket and
+// returns its one-line answer.
+func sendControl(path, line string) (string, error) {
+	conn, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return "", fmt.Errorf("connecting to the control socket: %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, strings.TrimSpace(line)+"\n"); err != nil {
+		return "", fmt.Errorf("sending %q: %w", line, err)
+	}
+	answer, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("reading the answer to %q: %w", line, err)
+	}
+	return strings.TrimSpace(answer), nil
 }
