@@ -4,16 +4,16 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin
 # The pure core: builds and tests without cgo.
-CORE := ./apdu/... ./tlv/... ./sm/... ./cie/... ./internal/ciesim/...
+CORE := ./apdu/... ./tlv/... ./sm/... ./cie/... ./certcache/... ./pkcs11/... ./internal/ciesim/...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help deps build test check unit core e2e demo fuzz clean
+.PHONY: help deps build module test check unit core e2e demo fuzz clean
 
 help:
 	@echo "make demo   build, start pcscd + the virtual CIE, run 'cie status' through the real PC/SC stack"
 	@echo "make test   install prerequisites, then fmt/vet/deps checks, the CGO_ENABLED=0 core, and all tests with -race"
-	@echo "make build  build bin/cie and bin/cie-sim"
+	@echo "make build  build bin/cie, bin/cie-sim and bin/libcie-pkcs11.so"
 	@echo "make fuzz   run every fuzz target for FUZZTIME (default 10m)"
 
 deps:
@@ -21,6 +21,15 @@ deps:
 
 build: deps
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/cie ./cmd/cie-sim
+	$(MAKE) module
+
+# The PKCS#11 module. The version script keeps only the C_* symbols exported;
+# its path must be absolute because the external linker runs elsewhere.
+module:
+	$(GO) build -buildmode=c-shared -trimpath \
+	  -ldflags '-s -w $(LDFLAGS) -extldflags=-Wl,--version-script=$(CURDIR)/cmd/cie-pkcs11/exports.map' \
+	  -o $(BIN)/libcie-pkcs11.so ./cmd/cie-pkcs11
+	rm -f $(BIN)/libcie-pkcs11.h
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

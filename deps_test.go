@@ -21,11 +21,12 @@ var rank = map[string]int{
 	"sm":                 1,
 	"pcsc":               1,
 	"cie":                2,
+	"certcache":          3,
 	"internal/ciesim":    2,
-	"pkcs11":             3,
-	"sign":               3,
-	"internal/testbench": 4,
-	"tray":               5,
+	"pkcs11":             4,
+	"sign":               4,
+	"internal/testbench": 5,
+	"tray":               6,
 }
 
 // cgoAllowed lists the packages that may import "C".
@@ -38,7 +39,7 @@ var cgoAllowed = map[string]bool{
 
 // pure lists the core packages that must build with CGO_ENABLED=0 and so must
 // never reach pcsc or any cgo package.
-var pure = []string{"apdu", "tlv", "sm", "cie", "pkcs11", "sign", "internal/ciesim"}
+var pure = []string{"apdu", "tlv", "sm", "cie", "certcache", "pkcs11", "sign", "internal/ciesim"}
 
 // forbidden lists pairs that the ranks alone would allow but the design forbids.
 var forbidden = map[string][]string{

@@ -1,0 +1,33 @@
+/* cie_pkcs11.h — the one header the C code of libcie-pkcs11 includes: the
+ * five platform macros the OASIS headers require (pkcs11.h, "Before
+ * including this file"), their 1-byte packing on Windows, the OASIS v2.40
+ * headers and the v3.0 addendum.
+ */
+
+#ifndef CIE_PKCS11_H
+#define CIE_PKCS11_H 1
+
+#ifdef _WIN32
+#define CK_EXPORT __declspec(dllexport)
+#pragma pack(push, cryptoki, 1)
+#else
+#define CK_EXPORT __attribute__((visibility("default")))
+#endif
+
+#define CK_PTR *
+#define CK_DEFINE_FUNCTION(returnType, name) CK_EXPORT returnType name
+#define CK_DECLARE_FUNCTION(returnType, name) returnType name
+#define CK_DECLARE_FUNCTION_POINTER(returnType, name) returnType (* name)
+#define CK_CALLBACK_FUNCTION(returnType, name) returnType (* name)
+#ifndef NULL_PTR
+#define NULL_PTR 0
+#endif
+
+#include "pkcs11.h"
+#include "pkcs11_3_0.h"
+
+#ifdef _WIN32
+#pragma pack(pop, cryptoki)
+#endif
+
+#endif /* CIE_PKCS11_H */

@@ -1,0 +1,35 @@
+// Command cie-pkcs11 is libcie-pkcs11, the PKCS#11 module of CIE Desktop:
+// browsers (NSS), OpenSSL (libp11), GnuTLS and p11-kit load it to use the
+// authentication key of the Italian electronic identity card.
+//
+// Build it as a shared library:
+//
+//	go build -buildmode=c-shared -trimpath \
+//	  -ldflags "-s -w -extldflags=-Wl,--version-script=$PWD/cmd/cie-pkcs11/exports.map" \
+//	  -o bin/libcie-pkcs11.so ./cmd/cie-pkcs11
+//
+// The version script path must be absolute (the external linker runs in a
+// temporary directory) and cannot go in a #cgo LDFLAGS line (cgo refuses
+// the flag). With it, `nm -D --defined-only` lists only the C_* symbols.
+//
+// The package is the module's only cgo: entry.c holds the PKCS#11 v2.40
+// and v3.0 function tables and the C_* entry points (argument checks, the
+// initialisation and fork checks), exports.go the Go functions they call,
+// which convert arguments and call a pkcs11.Module (package pkcs11 has the
+// semantics, see its documentation). source.go adapts package pcsc to
+// pkcs11.ReaderSource. Headers: include/ (the OASIS v2.40 headers and a
+// v3.0 addendum).
+//
+// Nothing runs at load time: the module starts in C_Initialize. The
+// certificate cache is os.UserConfigDir()/cie-desktop/certs. Setting
+// CIE_PKCS11_LOG to a file path logs diagnostics there (never PINs or data
+// to be signed); by default nothing is logged.
+//
+// A process that forks after loading the module cannot use it in the
+// child (the Go runtime does not survive fork): C_Initialize there fails
+// with CKR_FUNCTION_FAILED and every other function answers
+// CKR_CRYPTOKI_NOT_INITIALIZED.
+package main
+
+// main is not run: the package is built with -buildmode=c-shared.
+func main() {}

@@ -1,0 +1,98 @@
+// Package pkcs11 owns the PKCS#11 semantics of libcie-pkcs11 in pure Go:
+// slots, tokens, sessions, objects, login, mechanisms and signatures, with
+// Go types and an RV error for every failure. It has no cgo: the C ABI
+// (function tables, C_* entry points, pointer checks, C_Initialize
+// arguments, fork detection) lives in cmd/cie-pkcs11, which converts C
+// arguments and calls a Module. The CK_* constants are generated from the
+// headers that C layer is built with (go generate, internal/gen).
+//
+// # Readers and cards
+//
+// A Module gets its readers through a ReaderSource: PC/SC in the library
+// (cmd/cie-pkcs11 adapts package pcsc, which this package never imports),
+// simulated cards in tests. One slot per reader; a reader plugged in later
+// gets the next slot ID, and one plugged in again gets its old ID. Slot
+// events (C_WaitForSlotEvent) are reader and card changes since
+// C_Initialize.
+//
+// C_GetSlotList, C_GetSlotInfo and C_GetTokenInfo talk to no card, only to
+// the PC/SC service for presence. The card is opened once per insertion,
+// on the first call that needs the token (C_GetTokenInfo,
+// C_OpenSession, C_GetMechanismList): cie.Open (family, EF.SN.ICC,
+// EF.ID_Servizi), the certificate cache when the card has an entry, and
+// the PIN try counter (a VERIFY without data under secure messaging, which
+// C_Login then reuses; Config.SkipPINStatus turns it off). A card that is
+// not a CIE is CKR_TOKEN_NOT_RECOGNIZED for that insertion and is not
+// probed again.
+//
+// # Token
+//
+// Label: the holder's name once the certificate is known, else
+// "CIE <ID_Servizi>". Serial: ID_Servizi. Model: the chip family.
+// Manufacturer: IPZS. Flags: LOGIN_REQUIRED, USER_PIN_INITIALIZED,
+// TOKEN_INITIALIZED and the PIN/PUK counter flags (COUNT_LOW after a wrong
+// entry, FINAL_TRY, LOCKED); never WRITE_PROTECTED. PIN length 8..8. Every
+// text field is blank-padded UTF-8.
+//
+// # Objects and pairing
+//
+// Three objects share one CKA_ID (SHA-1 of the modulus) and the label
+// "CIE Authentication": the X.509 certificate (DER-exact CKA_VALUE,
+// SUBJECT, ISSUER, SERIAL_NUMBER as the DER INTEGER, dates), its RSA public
+// key (public, so that NSS counts the certificate as a user certificate
+// without a login) and the private key (CKA_PRIVATE, SIGN, SENSITIVE, not
+// EXTRACTABLE, ALWAYS_AUTHENTICATE false; its private components answer
+// CKR_ATTRIBUTE_SENSITIVE).
+//
+// The card gives its certificate only after the PIN, and no other public
+// source of the holder's key exists: an unpaired card shows no object
+// before the first login. Pairing is that first login: the certificate is
+// read and stored in the certificate cache (package certcache: encrypted
+// and authenticated with a key only this card can derive, certificate only,
+// never PIN digits). From then on, in every process, certificate and public
+// key are there at insertion without a PIN. A cache entry that does not
+// decrypt is ignored and rewritten at the next login.
+//
+// # Login, PINs, signatures
+//
+// C_Login(CKU_USER) takes the whole 8-digit PIN; its length
+// (CKR_PIN_LEN_RANGE) and digits (CKR_PIN_INVALID) are checked before the
+// card sees it. A wrong PIN is CKR_PIN_INCORRECT with the counter in the
+// token flags, a blocked one CKR_PIN_LOCKED. The PIN is not kept. The
+// secure-messaging session of the login serves every later signature
+// (MSE SET is skipped when the key is already selected), until C_Logout,
+// the last session's close, or the card's removal. When another
+// application breaks that session (a reset, its own handshake), the next
+// signature fails; the module then asks the card whether the PIN is still
+// verified (VERIFY without data, no try spent) and answers
+// CKR_USER_NOT_LOGGED_IN: the application logs in again. The module never
+// resends a PIN.
+//
+// C_Login(CKU_SO) verifies the PUK; the PUK is then held in memory (zeroed
+// at logout) because C_InitPIN runs cie.Card.UnblockPIN, which verifies it
+// again before RESET RETRY COUNTER. C_SetPIN changes the user PIN with
+// CHANGE REFERENCE DATA, logged in or not; new PINs follow the holder
+// rules of cie.ValidateNewPIN.
+//
+// Mechanisms: CKM_RSA_PKCS (the caller's DigestInfo or any input up to
+// k−11 bytes) and CKM_SHA{1,224,256,384,512}_RSA_PKCS with the DigestInfo
+// of RFC 8017, single- and multi-part; C_GetMechanismInfo says 2048..2048
+// bits, CKF_HW | CKF_SIGN. No PSS, no raw RSA, no decryption: the card does
+// none of them. Every signature is checked against the certificate before
+// it is returned.
+//
+// # Errors
+//
+// A removed card is CKR_DEVICE_REMOVED (its sessions answer it once, then
+// CKR_SESSION_HANDLE_INVALID); an empty slot CKR_TOKEN_NOT_PRESENT; a
+// non-CIE card CKR_TOKEN_NOT_RECOGNIZED; other reader or card failures
+// CKR_DEVICE_ERROR; a lost PIN verification CKR_USER_NOT_LOGGED_IN.
+// Nothing maps to CKR_GENERAL_ERROR.
+//
+// # Concurrency
+//
+// Methods are safe for concurrent use. Each slot has a mutex held during
+// its card I/O, so operations on one card are serialised (as the card
+// would anyway); package cie runs each operation in one PC/SC transaction.
+// Session and object handles are unique for the life of the Module.
+package pkcs11
