@@ -38,6 +38,8 @@ Commands:
   cert               print the authentication certificate (asks the PIN)
   pin change         change the PIN (asks the current PIN and the new one twice)
   pin unblock        unblock the PIN with the PUK and set a new PIN
+  pair               cache the certificate (asks the PIN once) so browsers list it without a PIN
+  unpair             remove the card's cached certificate from this computer
   version            print the version
 
 Global flags:
@@ -106,6 +108,10 @@ func Main(args []string, env Env) int {
 		err = a.cert(ctx, sub)
 	case "pin":
 		err = a.pin(ctx, sub)
+	case "pair":
+		err = a.pair(ctx, sub)
+	case "unpair":
+		err = a.unpair(ctx, sub)
 	case "version":
 		fmt.Fprintf(env.Stdout, "cie %s\n", env.Version)
 	case "help":
@@ -328,7 +334,13 @@ func (a *app) status(ctx context.Context, args []string) error {
 	} else {
 		return err
 	}
-	fmt.Fprintf(w, "Holder:       shown by 'cie cert' (the card releases the certificate only after the PIN)\n")
+	if cert := cachedCertificate(ctx, c); cert != nil {
+		h := cie.HolderFromCertificate(cert)
+		fmt.Fprintf(w, "Holder:       %s %s, codice fiscale %s\n", h.GivenName, h.Surname, h.FiscalCode)
+		fmt.Fprintf(w, "Certificate:  valid until %s; paired on this computer\n", cert.NotAfter.Format("2006-01-02"))
+	} else {
+		fmt.Fprintf(w, "Holder:       shown after the PIN: 'cie pair' (or the first browser login) pairs the card\n")
+	}
 	return nil
 }
 
