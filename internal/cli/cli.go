@@ -38,6 +38,11 @@ Commands:
   cert               print the authentication certificate (asks the PIN)
   pin change         change the PIN (asks the current PIN and the new one twice)
   pin unblock        unblock the PIN with the PUK and set a new PIN
+  sign FILE          sign: PAdES inside a PDF, CAdES .p7m otherwise; adds a signature to a .p7m/.p7s (asks the PIN)
+                     [--format cades|pades] [--detached] [--visible --page N --rect x,y,w,h --image sig.png]
+                     [--reason T --location T] [--countersign N] [--data ORIGINAL] [-o OUT]
+  verify FILE        verify a .p7m, a .p7s (--data ORIGINAL) or a signed PDF [--ca CA.pem]... [--online] [--json]
+  extract FILE.p7m   write the signed content (nested and Base64 too) [-o OUT|-]
   pair               cache the certificate (asks the PIN once) so browsers list it without a PIN
   unpair             remove the card's cached certificate from this computer
   version            print the version
@@ -50,7 +55,7 @@ Global flags:
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 no reader or pcscd not running, 4 no card,
 5 unsupported card, 6 wrong PIN/PUK, 7 PIN blocked, 8 PUK blocked, 9 PIN in the wrong format,
-10 interrupted.
+10 interrupted, 11 a signature is not valid or not trusted.
 `
 
 type app struct {
@@ -108,6 +113,12 @@ func Main(args []string, env Env) int {
 		err = a.cert(ctx, sub)
 	case "pin":
 		err = a.pin(ctx, sub)
+	case "sign":
+		err = a.sign(ctx, sub)
+	case "verify":
+		err = a.verify(ctx, sub)
+	case "extract":
+		err = a.extract(ctx, sub)
 	case "pair":
 		err = a.pair(ctx, sub)
 	case "unpair":

@@ -24,6 +24,7 @@ const (
 	ExitPUKBlocked  = 8  // the PUK is blocked (the card must be replaced)
 	ExitBadInput    = 9  // a PIN or PUK typed in the wrong format, or the two new PINs differ
 	ExitCancelled   = 10 // interrupted or timed out
+	ExitNotValid    = 11 // cie verify: a signature is not valid, not trusted, or missing
 )
 
 // errNoCardIn reports an empty reader.
@@ -54,8 +55,11 @@ func describe(err error) (string, int) {
 		noCard   *noCardError
 		usage    *usageError
 		input    *inputError
+		notValid *notValidError
 	)
 	switch {
+	case errors.As(err, &notValid):
+		return notValid.Error(), ExitNotValid
 	case errors.As(err, &usage):
 		return usage.msg, ExitUsage
 	case errors.As(err, &input):
