@@ -8,13 +8,14 @@ CORE := ./apdu/... ./tlv/... ./sm/... ./cie/... ./certcache/... ./pkcs11/... ./s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help deps build module test check unit core e2e demo fuzz clean
+.PHONY: help deps build module bench test check unit core e2e demo fuzz clean
 
 help:
 	@echo "make demo   build, start pcscd + the virtual CIE, run 'cie status' through the real PC/SC stack"
 	@echo "make test   install prerequisites, then fmt/vet/deps checks, the CGO_ENABLED=0 core, and all tests with -race"
 	@echo "make build  build bin/cie, bin/cie-sim and bin/libcie-pkcs11.so"
 	@echo "make fuzz   run every fuzz target for FUZZTIME (default 10m)"
+	@echo "make bench  APDUs, time and memory of every card operation at 0 and 20 ms per APDU; saves bench/<date>.txt"
 
 deps:
 	@scripts/install-deps.sh
@@ -44,6 +45,10 @@ test: deps check core
 
 demo: build
 	@scripts/demo.sh
+
+# Quick run: make bench BENCH_FLAGS='--big=false --reps 3'
+bench: build
+	@scripts/bench.sh $(BENCH_FLAGS)
 
 FUZZTIME ?= 10m
 fuzz:
