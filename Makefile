@@ -11,7 +11,8 @@ LDFLAGS := -X main.version=$(VERSION)
 .PHONY: help deps build module bench test check unit core e2e demo fuzz clean
 
 help:
-	@echo "make demo   build, start pcscd + the virtual CIE, run 'cie status' through the real PC/SC stack"
+	@echo "make demo   build, start pcscd + the virtual CIE + a local HTTPS login service, and log in with headless"
+	@echo "            Chromium through the PKCS#11 module (level-3 login); prints the greeting, saves bin/demo-login.png"
 	@echo "make test   install prerequisites, then fmt/vet/deps checks, the CGO_ENABLED=0 core, and all tests with -race"
 	@echo "make build  build bin/cie, bin/cie-sim and bin/libcie-pkcs11.so"
 	@echo "make fuzz   run every fuzz target for FUZZTIME (default 10m)"
@@ -21,7 +22,7 @@ deps:
 	@scripts/install-deps.sh
 
 build: deps
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/cie ./cmd/cie-sim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/cie ./cmd/cie-sim ./cmd/cie-login-demo
 	$(MAKE) module
 
 # The PKCS#11 module. The version script keeps only the C_* symbols exported;

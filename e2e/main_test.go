@@ -16,6 +16,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("XDG_CONFIG_HOME", dir)
+	// The module's sign-on-demand dialog is for desktops; tests that want it
+	// (browser_test.go) name their scripted pinentry explicitly.
+	os.Setenv("CIE_PINENTRY", "none")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -31,8 +31,9 @@
 // "CIE <ID_Servizi>". Serial: ID_Servizi. Model: the chip family.
 // Manufacturer: IPZS. Flags: LOGIN_REQUIRED, USER_PIN_INITIALIZED,
 // TOKEN_INITIALIZED and the PIN/PUK counter flags (COUNT_LOW after a wrong
-// entry, FINAL_TRY, LOCKED); never WRITE_PROTECTED. PIN length 8..8. Every
-// text field is blank-padded UTF-8.
+// entry, FINAL_TRY, LOCKED); never WRITE_PROTECTED. With sign on demand
+// (below) PROTECTED_AUTHENTICATION_PATH replaces LOGIN_REQUIRED. PIN length
+// 8..8. Every text field is blank-padded UTF-8.
 //
 // # Objects and pairing
 //
@@ -42,7 +43,8 @@
 // key (public, so that NSS counts the certificate as a user certificate
 // without a login) and the private key (CKA_PRIVATE, SIGN, SENSITIVE, not
 // EXTRACTABLE, ALWAYS_AUTHENTICATE false; its private components answer
-// CKR_ATTRIBUTE_SENSITIVE).
+// CKR_ATTRIBUTE_SENSITIVE). With sign on demand the private key is a
+// public object (CKA_PRIVATE false).
 //
 // The card gives its certificate only after the PIN, and no other public
 // source of the holder's key exists: an unpaired card shows no object
@@ -80,6 +82,55 @@
 // bits, CKF_HW | CKF_SIGN. No PSS, no raw RSA, no decryption: the card does
 // none of them. Every signature is checked against the certificate before
 // it is returned.
+//
+// # Sign on demand: the module's own PIN dialog
+//
+// Browsers have no usable PIN dialog for a smart card: headless Chromium
+// never calls C_Login for a key that needs one, a desktop browser shows a
+// generic password box, re-prompts silently after a wrong PIN and never
+// says how many tries are left. So when Config.PIN is set (cmd/cie-pkcs11
+// sets it when it finds a pinentry program: $CIE_PINENTRY, else in a
+// graphical session `cie-tray pinentry` next to the module or on PATH,
+// else the system `pinentry`), the module asks the PIN itself:
+//
+//   - The token has PROTECTED_AUTHENTICATION_PATH and no LOGIN_REQUIRED:
+//     nothing needs a C_Login. NSS therefore never logs in just to list
+//     certificates, even for a module registered without FRIENDLY (Firefox's
+//     SecurityDevices policy); the PIN is asked only when a signature is
+//     really made (a TLS 1.3 server, whose handshake the key cannot sign,
+//     gets no dialog at all).
+//   - Certificate, public key and private key are public objects, so
+//     C_FindObjects finds the key and C_SignInit accepts it without a login.
+//   - C_Sign / C_SignFinal without a login (not a length query, not a short
+//     buffer, not an input the signature would refuse) first runs the
+//     dialog: PINRequest names the holder and the tries left as the card
+//     says them at that moment (a VERIFY without data, no try spent). The
+//     entry is checked for 8 digits (a malformed one is not sent: the next
+//     dialog says so) and verified once. A wrong PIN is never resent: the
+//     next dialog says it was wrong with the new count (PINWrong), until the
+//     right PIN (the signature goes on), a cancel or time-out
+//     (CKR_FUNCTION_CANCELED) or a blocked PIN (PINLocked tells the holder;
+//     CKR_PIN_LOCKED). A failed or cancelled dialog ends the signature
+//     operation.
+//   - C_Login(CKU_USER) with a NULL PIN runs the same dialog (protected
+//     authentication path, as pkcs11-tool --login without --pin does).
+//     C_Login with a PIN works as always and opens no dialog; the PUK is
+//     never asked by the dialog.
+//   - The verification obtained through the dialog is a login like
+//     C_Login's: it lasts until C_Logout, the last session's close, the
+//     card's removal or C_Finalize, so one page load's several handshakes,
+//     or concurrent signatures, ask once (one dialog per slot at a time).
+//     The slot's lock is not held while the dialog is open: other calls on
+//     the token are answered meanwhile.
+//   - The site a signature is for is not known to PKCS#11; the dialog names
+//     the application ("Chromium wants to sign with the CIE of …").
+//
+// Applications that skip C_Login on a token without LOGIN_REQUIRED
+// (libp11's OpenSSL engine, GnuTLS) then get the dialog at their first
+// signature even when given a PIN; CIE_PINENTRY=none turns sign on demand
+// off for such scripts. Without a dialog program, or with CIE_PINENTRY=none,
+// the module is the plain token described above: applications log in with
+// C_Login and the PIN.
 //
 // # Errors
 //

@@ -41,6 +41,12 @@ type Config struct {
 	SkipPINStatus bool
 	// LibraryVersion is reported by C_GetInfo.
 	LibraryVersion Version
+	// PIN, when set, is the module's own PIN dialog: the private key is
+	// usable without C_Login, the module asks the PIN when a signature
+	// needs it, and C_Login with a NULL PIN (protected authentication path)
+	// asks it too. See "Sign on demand" in the package documentation. Nil:
+	// applications log in with C_Login and the PIN, as on any token.
+	PIN PINPrompter
 }
 
 // Module is one initialised instance of the PKCS#11 library: what lives

@@ -71,8 +71,10 @@ func modulusBits(cert *x509.Certificate) int {
 // buildObjects returns the certificate, public-key and private-key
 // objects of the holder certificate, sharing one CKA_ID: the SHA-1 of the
 // modulus (stable across cards and sessions, and what OpenSC and others
-// use for RSA keys).
-func buildObjects(cert *x509.Certificate, next func() ObjectHandle) ([]*object, error) {
+// use for RSA keys). With signOnDemand the private key is a public object
+// (CKA_PRIVATE false): applications find it without logging in and the
+// module asks the PIN when it signs.
+func buildObjects(cert *x509.Certificate, next func() ObjectHandle, signOnDemand bool) ([]*object, error) {
 	pub, ok := cert.PublicKey.(*rsa.PublicKey)
 	if !ok {
 		return nil, errors.New("the certificate key is not RSA")
@@ -143,7 +145,7 @@ func buildObjects(cert *x509.Certificate, next func() ObjectHandle) ([]*object, 
 	p[CKA_TRUSTED] = boolAttr(false)
 	p[CKA_MODULUS_BITS] = ulongAttr(uint(pub.N.BitLen()))
 
-	k := key(CKO_PRIVATE_KEY, true)
+	k := key(CKO_PRIVATE_KEY, !signOnDemand)
 	k[CKA_SENSITIVE] = boolAttr(true)
 	k[CKA_DECRYPT] = boolAttr(false)
 	k[CKA_SIGN] = boolAttr(true)
@@ -158,7 +160,7 @@ func buildObjects(cert *x509.Certificate, next func() ObjectHandle) ([]*object, 
 	return []*object{
 		{handle: next(), class: CKO_CERTIFICATE, attrs: c},
 		{handle: next(), class: CKO_PUBLIC_KEY, attrs: p},
-		{handle: next(), class: CKO_PRIVATE_KEY, private: true, attrs: k, sensitive: map[AttributeType]bool{
+		{handle: next(), class: CKO_PRIVATE_KEY, private: !signOnDemand, attrs: k, sensitive: map[AttributeType]bool{
 			CKA_PRIVATE_EXPONENT: true, CKA_PRIME_1: true, CKA_PRIME_2: true,
 			CKA_EXPONENT_1: true, CKA_EXPONENT_2: true, CKA_COEFFICIENT: true,
 		}},

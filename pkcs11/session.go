@@ -258,7 +258,24 @@ func (t *token) fail(err error, what string) error {
 // certificate is read and cached, and the objects appear. The PIN is not
 // kept; the PUK is kept in memory while the SO is logged in, for
 // C_InitPIN.
+//
+// A nil pin is the protected authentication path (C_Login with a NULL
+// PIN): with a PINPrompter the module's dialog asks the user PIN (see
+// authenticate); without one it is CKR_ARGUMENTS_BAD. The dialog asks only
+// the PIN: the PUK is always an argument (CKR_FUNCTION_NOT_SUPPORTED).
 func (m *Module) Login(h SessionHandle, user UserType, pin []byte) error {
+	if pin == nil {
+		switch {
+		case m.cfg.PIN == nil:
+			return CKR_ARGUMENTS_BAD
+		case user == CKU_SO:
+			return CKR_FUNCTION_NOT_SUPPORTED
+		case user != CKU_USER:
+			return m.Login(h, user, []byte{}) // the same answers as with a PIN
+		}
+		m.log.Debug("pkcs11: C_Login without a PIN (protected authentication path)", "session", h)
+		return m.authenticate(h, true)
+	}
 	return m.withSession(h, true, func(ss *session, t *token) error {
 		want := loggedUser
 		switch user {
@@ -296,24 +313,31 @@ func (m *Module) Login(h SessionHandle, user UserType, pin []byte) error {
 			t.soPUK = slices.Clone(pin)
 			return nil
 		}
-		if err := t.card.VerifyPIN(m.ctx, pin); err != nil {
-			return t.pinFail(&t.pin, err, "verifying the PIN")
-		}
-		t.pin.ok()
-		t.login = loggedUser
-		if t.cert == nil {
-			cert, err := t.card.Certificate(m.ctx)
-			if err != nil {
-				t.logout()
-				return t.fail(err, "reading the certificate")
-			}
-			t.setCert(cert)
-			t.storeCached(m.ctx)
-		} else if c := m.cfg.Cache; c != nil && !c.Has(t.pan) {
-			t.storeCached(m.ctx) // the entry was removed (unpaired) meanwhile
-		}
-		return nil
+		return t.loginUser(m.ctx, pin)
 	})
+}
+
+// loginUser verifies the user PIN, whose format was checked, and logs the
+// user in; the certificate is read and cached if it is not known yet. The
+// slot's mutex is held.
+func (t *token) loginUser(ctx context.Context, pin []byte) error {
+	if err := t.card.VerifyPIN(ctx, pin); err != nil {
+		return t.pinFail(&t.pin, err, "verifying the PIN")
+	}
+	t.pin.ok()
+	t.login = loggedUser
+	if t.cert == nil {
+		cert, err := t.card.Certificate(ctx)
+		if err != nil {
+			t.logout()
+			return t.fail(err, "reading the certificate")
+		}
+		t.setCert(cert)
+		t.storeCached(ctx)
+	} else if c := t.slot.m.cfg.Cache; c != nil && !c.Has(t.pan) {
+		t.storeCached(ctx) // the entry was removed (unpaired) meanwhile
+	}
+	return nil
 }
 
 // Logout logs out (C_Logout): the card's secure-messaging session, and

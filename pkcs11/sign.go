@@ -55,7 +55,8 @@ func (op *signOp) size() int { return (op.key.N.BitLen() + 7) / 8 }
 func (op *signOp) maxInput() int { return op.size() - 11 }
 
 // SignInit starts a signature with the private key (C_SignInit). The user
-// must be logged in.
+// must be logged in, unless the module has its own PIN dialog (sign on
+// demand): the PIN is then asked at C_Sign.
 func (m *Module) SignInit(h SessionHandle, mech Mechanism, key ObjectHandle) error {
 	return m.withSession(h, true, func(ss *session, t *token) error {
 		if ss.sign != nil {
@@ -68,7 +69,7 @@ func (m *Module) SignInit(h SessionHandle, mech Mechanism, key ObjectHandle) err
 		if len(mech.Parameter) != 0 {
 			return CKR_MECHANISM_PARAM_INVALID
 		}
-		if t.login != loggedUser {
+		if t.login != loggedUser && m.cfg.PIN == nil {
 			return CKR_USER_NOT_LOGGED_IN
 		}
 		o := t.object(key)
@@ -96,6 +97,9 @@ func (m *Module) SignInit(h SessionHandle, mech Mechanism, key ObjectHandle) err
 // CKR_BUFFER_TOO_SMALL for a short out) and the operation stays active;
 // otherwise the operation ends.
 func (m *Module) Sign(h SessionHandle, data, out []byte, sizeOnly bool) (int, error) {
+	if err := m.signOnDemand(h, data, false, len(out), sizeOnly); err != nil {
+		return 0, err
+	}
 	var n int
 	err := m.withSession(h, false, func(ss *session, t *token) error {
 		op := ss.sign
@@ -145,6 +149,9 @@ func (m *Module) SignUpdate(h SessionHandle, part []byte) error {
 // SignFinal ends a multi-part signature (C_SignFinal); sizeOnly and a
 // short out behave as in Sign.
 func (m *Module) SignFinal(h SessionHandle, out []byte, sizeOnly bool) (int, error) {
+	if err := m.signOnDemand(h, nil, true, len(out), sizeOnly); err != nil {
+		return 0, err
+	}
 	var n int
 	err := m.withSession(h, false, func(ss *session, t *token) error {
 		op := ss.sign
@@ -180,6 +187,9 @@ func (m *Module) finish(ss *session, t *token, op *signOp, raw, out []byte, size
 		return k, CKR_BUFFER_TOO_SMALL
 	}
 	ss.sign = nil
+	if t.login != loggedUser {
+		return 0, CKR_USER_NOT_LOGGED_IN // logged out since C_SignInit, or the dialog was not shown
+	}
 	sig, err := t.card.SignDigestInfo(m.ctx, in)
 	if err != nil {
 		return 0, t.signFail(err)

@@ -31,6 +31,10 @@ type slot struct {
 	id     SlotID
 	reader string
 
+	// ask keeps one PIN dialog per slot at a time; it is taken before mu,
+	// never while mu is held.
+	ask sync.Mutex
+
 	mu           sync.Mutex
 	connected    bool   // the reader is plugged in
 	present      bool   // a card is in the reader
@@ -286,7 +290,7 @@ func (t *token) storeCached(ctx context.Context) {
 // setCert records the holder certificate and creates the objects.
 func (t *token) setCert(cert *x509.Certificate) {
 	t.cert = cert
-	objs, err := buildObjects(cert, func() ObjectHandle { return ObjectHandle(t.slot.m.nextObject.Add(1)) })
+	objs, err := buildObjects(cert, func() ObjectHandle { return ObjectHandle(t.slot.m.nextObject.Add(1)) }, t.slot.m.cfg.PIN != nil)
 	if err != nil {
 		t.slot.m.log.Info("pkcs11: certificate not usable", "err", err)
 		t.cert = nil
@@ -325,6 +329,15 @@ func (t *token) info() TokenInfo {
 	in.Flags = CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED |
 		t.pin.flags(CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED) |
 		t.puk.flags(CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED)
+	if t.slot.m.cfg.PIN != nil {
+		// Sign on demand: the module's dialog takes the PIN, and nothing
+		// needs a C_Login, so NSS never logs in to list certificates (it
+		// would with LOGIN_REQUIRED on a module registered without
+		// FRIENDLY, as Firefox's SecurityDevices policy does): the PIN is
+		// asked only when a signature is made.
+		in.Flags |= CKF_PROTECTED_AUTHENTICATION_PATH
+		in.Flags &^= CKF_LOGIN_REQUIRED
+	}
 	in.MaxSessionCount, in.MaxRwSessionCount = EffectivelyInfinite, EffectivelyInfinite
 	for _, ss := range t.sessions {
 		in.SessionCount++

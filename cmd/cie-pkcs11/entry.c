@@ -167,7 +167,9 @@ CK_DEFINE_FUNCTION(CK_RV, C_SetOperationState)(CK_SESSION_HANDLE hSession, CK_BY
 
 CK_DEFINE_FUNCTION(CK_RV, C_Login)(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) {
 	CHECK_INIT();
-	CHECK_ARG(pPin != NULL_PTR); // no protected authentication path
+	// A NULL PIN (with length 0) is the protected authentication path: the
+	// module's PIN dialog, when it has one (package pkcs11, "Sign on demand").
+	CHECK_ARG(pPin != NULL_PTR || ulPinLen == 0);
 	return goLogin(hSession, userType, pPin, ulPinLen);
 }
 
@@ -327,7 +329,7 @@ CK_DEFINE_FUNCTION(CK_RV, C_CancelFunction)(CK_SESSION_HANDLE hSession) {
 
 CK_DEFINE_FUNCTION(CK_RV, C_LoginUser)(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pUsername, CK_ULONG ulUsernameLen) {
 	CHECK_INIT();
-	CHECK_ARG(pPin != NULL_PTR);
+	CHECK_ARG(pPin != NULL_PTR || ulPinLen == 0);
 	// The CIE has one user without a name: a user name is not accepted.
 	CHECK_ARG(pUsername == NULL_PTR || ulUsernameLen == 0);
 	return goLogin(hSession, userType, pPin, ulPinLen);

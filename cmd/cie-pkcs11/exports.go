@@ -90,7 +90,11 @@ func secret(p C.CK_UTF8CHAR_PTR, n C.CK_ULONG) []byte {
 	if n > maxPIN {
 		n = maxPIN + 1 // long enough to be rejected, not read in full
 	}
-	return C.GoBytes(unsafe.Pointer(p), C.int(n))
+	b := C.GoBytes(unsafe.Pointer(p), C.int(n))
+	if b == nil {
+		b = []byte{} // a PIN of length 0, not the protected authentication path
+	}
+	return b
 }
 
 // text copies a blank-padded Go field into a C character array.
@@ -127,7 +131,11 @@ func goInitialize() (rv C.CK_RV) {
 		log.Warn("pkcs11: no certificate cache", "err", err)
 	}
 	src := newPCSCSource(log)
-	m, err := pkcs11.New(pkcs11.Config{Source: src, Cache: cache, Logger: log, LibraryVersion: libraryVersion})
+	cfg := pkcs11.Config{Source: src, Cache: cache, Logger: log, LibraryVersion: libraryVersion}
+	if d := findDialog(log); d != nil {
+		cfg.PIN = d
+	}
+	m, err := pkcs11.New(cfg)
 	if err != nil {
 		src.Close()
 		return ckrv(err)
@@ -366,6 +374,10 @@ func goLogin(h C.CK_SESSION_HANDLE, user C.CK_USER_TYPE, pPin C.CK_UTF8CHAR_PTR,
 	m := module()
 	if m == nil {
 		return C.CKR_CRYPTOKI_NOT_INITIALIZED
+	}
+	if pPin == nil {
+		// Protected authentication path: the module's dialog asks the PIN.
+		return ckrv(m.Login(pkcs11.SessionHandle(h), pkcs11.UserType(user), nil))
 	}
 	pin := secret(pPin, n)
 	defer clear(pin)

@@ -25,6 +25,14 @@
 // CIE_PKCS11_LOG to a file path logs diagnostics there (never PINs or data
 // to be signed); by default nothing is logged.
 //
+// The PIN dialog (dialog.go, package pkcs11 "Sign on demand") is the
+// pinentry program found at C_Initialize by internal/pinentry.Find:
+// $CIE_PINENTRY ("none" disables it), else, in a graphical session
+// (DISPLAY or WAYLAND_DISPLAY set), `cie-tray pinentry` next to this
+// library (found with dladdr) or on PATH, else the system `pinentry`. The
+// dialog names the host application (Chromium, Firefox, …) from
+// /proc/self/exe.
+//
 // A process that forks after loading the module cannot use it in the
 // child (the Go runtime does not survive fork): C_Initialize there fails
 // with CKR_FUNCTION_FAILED and every other function answers

@@ -45,6 +45,8 @@ Commands:
   extract FILE.p7m   write the signed content (nested and Base64 too) [-o OUT|-]
   pair               cache the certificate (asks the PIN once) so browsers list it without a PIN
   unpair             remove the card's cached certificate from this computer
+  browser register   add the CIE module to Chromium's and Firefox's certificate stores
+                     (browser unregister, browser status; see 'cie browser')
   version            print the version
 
 Global flags:
@@ -119,6 +121,8 @@ func Main(args []string, env Env) int {
 		err = a.verify(ctx, sub)
 	case "extract":
 		err = a.extract(ctx, sub)
+	case "browser":
+		err = a.browser(ctx, sub)
 	case "pair":
 		err = a.pair(ctx, sub)
 	case "unpair":
