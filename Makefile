@@ -22,7 +22,7 @@ deps:
 	@scripts/install-deps.sh
 
 build: deps
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/cie ./cmd/cie-sim ./cmd/cie-login-demo
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/cie ./cmd/cie-sim ./cmd/cie-login-demo ./cmd/cie-tray
 	$(MAKE) module
 
 # The PKCS#11 module. The version script keeps only the C_* symbols exported;
