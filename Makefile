@@ -8,7 +8,7 @@ CORE := ./apdu/... ./tlv/... ./sm/... ./cie/... ./certcache/... ./pkcs11/... ./s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help deps build module bench test check unit core e2e demo fuzz clean
+.PHONY: help deps build module bench dist test test-package check unit core e2e demo fuzz clean
 
 help:
 	@echo "make demo   build, start pcscd + the virtual CIE + a local HTTPS login service, and log in with headless"
@@ -16,6 +16,8 @@ help:
 	@echo "make test   install prerequisites, then fmt/vet/deps checks, the CGO_ENABLED=0 core, and all tests with -race"
 	@echo "make build  build bin/cie, bin/cie-sim and bin/libcie-pkcs11.so"
 	@echo "make fuzz   run every fuzz target for FUZZTIME (default 10m)"
+	@echo "make dist   reproducible release artifacts in dist/ (deb, rpm, tar.gz)"
+	@echo "make test-package   install, exercise and purge the .deb on this machine (root; CI)"
 	@echo "make bench  APDUs, time and memory of every card operation at 0 and 20 ms per APDU; saves bench/<date>.txt"
 
 deps:
@@ -43,7 +45,7 @@ core:
 
 # Packages whose tests plug virtual cards into pcscd's two vpcd readers: run
 # one package at a time so they never wait for each other's readers.
-PCSCD_PKGS := ./pcsc ./internal/testbench ./e2e ./cmd/cie-bench
+PCSCD_PKGS := ./pcsc ./internal/testbench ./internal/cli ./e2e ./cmd/cie-bench
 
 test: deps check core
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v -x -F $(patsubst ./%,-e $(shell $(GO) list -m)/%,$(PCSCD_PKGS)))
@@ -51,6 +53,16 @@ test: deps check core
 
 demo: build
 	@scripts/demo.sh
+
+# Release artifacts (deb, rpm, tar.gz, SHA256SUMS) in dist/, reproducibly.
+dist: deps
+	@scripts/dist.sh
+
+# Installs the .deb on this machine, checks p11-kit and a signature through
+# p11-kit-proxy against cie-sim, purges it and checks nothing is left.
+# Root only; meant for throw-away machines (CI).
+test-package: deps
+	$(GO) test -tags package -count=1 -timeout 20m -run TestDebPackage ./e2e
 
 # Quick run: make bench BENCH_FLAGS='--big=false --reps 3'
 bench: build

@@ -3,7 +3,7 @@
 # Idempotent: installs only what is missing. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
-pkgs=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc gcc make pkgconf procps iproute2 ca-certificates gnutls-bin libnss3-tools libengine-pkcs11-openssl openssl p11-kit libgl1-mesa-dev xorg-dev xvfb xdotool x11-apps dbus-daemon poppler-utils chromium firefox-esr)
+pkgs=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc gcc make pkgconf procps iproute2 ca-certificates gnutls-bin libnss3-tools libengine-pkcs11-openssl openssl p11-kit libgl1-mesa-dev xorg-dev xvfb xdotool x11-apps dbus-daemon poppler-utils chromium firefox-esr rpm)
 
 missing=()
 for p in "${pkgs[@]}"; do

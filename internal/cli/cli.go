@@ -47,6 +47,7 @@ Commands:
   unpair             remove the card's cached certificate from this computer
   browser register   add the CIE module to Chromium's and Firefox's certificate stores
                      (browser unregister, browser status; see 'cie browser')
+  doctor [--bundle FILE]  check pcscd, readers, card, NFC drivers, browsers; --bundle writes a masked diagnostics zip
   version            print the version
 
 Global flags:
@@ -123,6 +124,8 @@ func Main(args []string, env Env) int {
 		err = a.extract(ctx, sub)
 	case "browser":
 		err = a.browser(ctx, sub)
+	case "doctor":
+		err = a.doctor(ctx, sub)
 	case "pair":
 		err = a.pair(ctx, sub)
 	case "unpair":
