@@ -8,7 +8,7 @@ CORE := ./apdu/... ./tlv/... ./sm/... ./cie/... ./certcache/... ./pkcs11/... ./s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help deps build module bench dist test test-package check unit core e2e demo fuzz clean
+.PHONY: help deps build module bench dist test test-package fuzz fuzz-ci check unit core e2e demo fuzz clean
 
 help:
 	@echo "make demo   build, start pcscd + the virtual CIE + a local HTTPS login service, and log in with headless"
@@ -71,6 +71,12 @@ bench: build
 FUZZTIME ?= 10m
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
+
+# 30 s per fuzz target, optionally one shard of several: make fuzz-ci FUZZSHARD=1 FUZZSHARDS=2
+FUZZSHARD ?= 1
+FUZZSHARDS ?= 1
+fuzz-ci:
+	@scripts/fuzz.sh --shard $(FUZZSHARD)/$(FUZZSHARDS) 30s
 
 clean:
 	rm -rf $(BIN)

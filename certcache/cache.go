@@ -60,6 +60,10 @@ func (k *Key) GoString() string { return "[redacted]" }
 // LogValue returns "[redacted]" for log/slog.
 func (k *Key) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
+// Format prints "[redacted]" for every verb: fmt calls String only for
+// %v, %s, %q, %x and %X, and would print the key bytes for %d.
+func (k *Key) Format(f fmt.State, _ rune) { io.WriteString(f, "[redacted]") }
+
 // Close zeroes the key.
 func (k *Key) Close() {
 	if k != nil {

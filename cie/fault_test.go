@@ -172,6 +172,31 @@ func TestSignNeverRetried(t *testing.T) {
 	}
 }
 
+// TestSessionLostBeforeSignature: another application ends the
+// secure-messaging session between VerifyPIN and SignDigestInfo (its own
+// handshake, a reset the card saw but this host did not). The MSE SET of
+// the signature then fails; nothing was signed, and the caller learns that
+// the PIN is needed again, not a secure-messaging status word.
+func TestSessionLostBeforeSignature(t *testing.T) {
+	ctx := context.Background()
+	sim := newSim(t, "actalis", nil)
+	c := openSim(t, sim, nil)
+	if err := c.VerifyPIN(ctx, testPIN); err != nil {
+		t.Fatal(err)
+	}
+	sim.Inject(ciesim.FaultReset)
+	before := sim.Stats().APDUs
+	if _, err := c.SignDigestInfo(ctx, []byte("data")); !errors.Is(err, ErrPINRequired) {
+		t.Fatalf("SignDigestInfo after the session was lost: %v, want ErrPINRequired", err)
+	}
+	if n := sim.Stats().APDUs - before; n != 1 {
+		t.Fatalf("%d APDUs sent, want only the refused MSE SET", n)
+	}
+	if pin, _ := sim.Tries(); pin != 3 {
+		t.Fatalf("%d PIN tries left, want 3", pin)
+	}
+}
+
 // TestBareWrongPIN: a 63Cx that comes back without SM objects is still
 // reported as a wrong PIN, and the session restarts.
 func TestBareWrongPIN(t *testing.T) {

@@ -37,6 +37,16 @@ func (c *Card) SignDigestInfo(ctx context.Context, digestInfo []byte) ([]byte, e
 		if !c.pinOK {
 			return ErrPINRequired
 		}
+		// MSE SET signs nothing and may be repeated: when it fails because
+		// another application ended the session, the operation is not yet
+		// committed and its retry reports ErrPINRequired (the PIN
+		// verification went with the session) instead of the broken
+		// channel's status word.
+		if c.seKey != keySign {
+			if err := c.mseSetKey(ctx, keySign); err != nil {
+				return c.securityStatus(err)
+			}
+		}
 		op.commit()
 		var err error
 		sig, err = c.internalAuthenticate(ctx, keySign, digestInfo)

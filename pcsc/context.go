@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ebfe/scard"
@@ -36,12 +37,31 @@ const waitSlice = time.Second
 
 // Context is a connection to the PC/SC service. A Context is used from one
 // goroutine at a time; in particular a WaitForChange in progress blocks the
-// whole Context inside pcsc-lite, so a program that watches for cards while
-// talking to one uses two Contexts. Cards obtained from a Context are valid
-// until it is released.
+// whole Context (for up to a second at a time), so a program that watches
+// for cards while talking to one uses two Contexts. Cards obtained from a
+// Context are valid until it is released.
+//
+// pcsc-lite wants each thread to use its own SCARDCONTEXT (only
+// SCardCancel may cross threads): two threads calling at once on one
+// context, or on card handles of one context, share its socket, and a
+// reply can reach the wrong caller, which then waits forever. So a Context
+// and its Cards share one lock, held for every pcsc-lite call: a Card may
+// be used from another goroutine than its Context, and several Cards of
+// one Context from several goroutines.
 type Context struct {
 	sc       *scard.Context
+	lock     *sync.Mutex // held for each call on sc or on a card handle of sc
 	released bool
+
+	cardsMu sync.Mutex
+	cards   map[*Card]struct{} // connected and not closed
+}
+
+// call runs one pcsc-lite call on the context or one of its cards.
+func (c *Context) call(fn func() error) error {
+	c.lock.Lock()
+	defer c.lock.Unlock()
+	return fn()
 }
 
 // Establish connects to the PC/SC service. It fails with an error matching
@@ -51,18 +71,31 @@ func Establish() (*Context, error) {
 	if err != nil {
 		return nil, wrap("connecting to the smart card service", err)
 	}
-	return &Context{sc: sc}, nil
+	return &Context{sc: sc, lock: new(sync.Mutex)}, nil
 }
 
 // Release closes the connection to the PC/SC service. Cards connected
-// through the Context become invalid; close them first. Releasing twice is
-// a no-op.
+// through the Context and still open are disconnected first (leaving the
+// card as it is): pcsc-lite never answers a call on a card handle whose
+// context is gone, so the caller would wait forever. Their later calls
+// fail as an invalid handle (SCARD_E_INVALID_HANDLE) and Close is a no-op.
+// Releasing twice is a no-op.
 func (c *Context) Release() error {
 	if c.released {
 		return nil
 	}
 	c.released = true
-	if err := c.sc.Release(); err != nil {
+	c.cardsMu.Lock()
+	open := make([]*Card, 0, len(c.cards))
+	for card := range c.cards {
+		open = append(open, card)
+	}
+	c.cards = nil
+	c.cardsMu.Unlock()
+	for _, card := range open {
+		card.drop()
+	}
+	if err := c.call(c.sc.Release); err != nil {
 		return wrap("releasing the smart card service context", err)
 	}
 	return nil
@@ -81,7 +114,8 @@ func (c *Context) Readers() ([]string, error) {
 	if c.released {
 		return nil, fmt.Errorf("pcsc: %w", ErrClosed)
 	}
-	names, err := c.sc.ListReaders()
+	var names []string
+	err := c.call(func() (err error) { names, err = c.sc.ListReaders(); return err })
 	if errors.Is(err, scard.ErrNoReadersAvailable) {
 		return []string{}, nil
 	}
@@ -162,7 +196,7 @@ func (c *Context) Status(ctx context.Context, reader string) (ReaderStatus, erro
 	}
 	op := fmt.Sprintf("reading the state of reader %q", reader)
 	states := []scard.ReaderState{{Reader: reader, CurrentState: scard.StateUnaware}}
-	if err := c.sc.GetStatusChange(states, 0); err != nil && !errors.Is(err, scard.ErrTimeout) {
+	if err := c.call(func() error { return c.sc.GetStatusChange(states, 0) }); err != nil && !errors.Is(err, scard.ErrTimeout) {
 		return ReaderStatus{}, wrap(op, err)
 	}
 	if states[0].EventState&scard.StateUnknown != 0 {
@@ -181,7 +215,7 @@ func (c *Context) statuses(names []string) ([]ReaderStatus, error) {
 	for i, n := range names {
 		states[i] = scard.ReaderState{Reader: n, CurrentState: scard.StateUnaware}
 	}
-	if err := c.sc.GetStatusChange(states, 0); err != nil && !errors.Is(err, scard.ErrTimeout) {
+	if err := c.call(func() error { return c.sc.GetStatusChange(states, 0) }); err != nil && !errors.Is(err, scard.ErrTimeout) {
 		return nil, wrap("reading the state of the readers", err)
 	}
 	for _, s := range states {
@@ -194,7 +228,7 @@ func (c *Context) statuses(names []string) ([]ReaderStatus, error) {
 // scard.ErrCancelled, when ctx is done.
 func (c *Context) getStatusChange(ctx context.Context, states []scard.ReaderState, timeout time.Duration) error {
 	if ctx.Done() == nil {
-		return c.sc.GetStatusChange(states, timeout)
+		return c.call(func() error { return c.sc.GetStatusChange(states, timeout) })
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -208,7 +242,9 @@ func (c *Context) getStatusChange(ctx context.Context, states []scard.ReaderStat
 		case <-stop:
 		}
 	}()
-	err := c.sc.GetStatusChange(states, timeout)
+	// SCardCancel, from the goroutine above, is the one call made without
+	// the lock: pcsc-lite allows it while the context blocks.
+	err := c.call(func() error { return c.sc.GetStatusChange(states, timeout) })
 	close(stop)
 	<-done
 	return err
@@ -356,9 +392,17 @@ func (c *Context) Connect(ctx context.Context, reader string) (*Card, error) {
 	if err := c.check(ctx); err != nil {
 		return nil, err
 	}
-	sc, err := c.sc.Connect(reader, scard.ShareShared, scard.ProtocolAny)
+	var sc *scard.Card
+	err := c.call(func() (err error) { sc, err = c.sc.Connect(reader, scard.ShareShared, scard.ProtocolAny); return err })
 	if err != nil {
 		return nil, wrap(fmt.Sprintf("connecting to the card in %q", reader), err)
 	}
-	return &Card{card: sc, reader: reader}, nil
+	card := &Card{card: sc, reader: reader, pc: c}
+	c.cardsMu.Lock()
+	if c.cards == nil {
+		c.cards = map[*Card]struct{}{}
+	}
+	c.cards[card] = struct{}{}
+	c.cardsMu.Unlock()
+	return card, nil
 }

@@ -155,11 +155,17 @@ func (m *Module) withSession(h SessionHandle, refresh bool, fn func(*session, *t
 	}
 	ss.slot.mu.Lock()
 	defer ss.slot.mu.Unlock()
+	if err := m.check(); err != nil {
+		return err // C_Finalize ran meanwhile: it dropped the token
+	}
 	if ss.tok.removed {
 		m.forget(h)
 		return CKR_DEVICE_REMOVED
 	}
 	err := fn(ss, ss.tok)
+	if cerr := m.check(); cerr != nil && err != nil {
+		return cerr
+	}
 	if ss.tok.removed {
 		m.forget(h)
 		return CKR_DEVICE_REMOVED
@@ -232,6 +238,9 @@ func (t *token) pinFail(c *counter, err error, what string) error {
 // CKR_PIN_INVALID, anything else the card or reader did is
 // CKR_DEVICE_ERROR.
 func (t *token) fail(err error, what string) error {
+	if cerr := t.slot.m.check(); cerr != nil {
+		return cerr // the card work failed because C_Finalize closed it
+	}
 	var rv RV
 	if errors.As(err, &rv) {
 		return rv

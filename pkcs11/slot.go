@@ -96,6 +96,8 @@ func (s *slot) dropToken(why string) {
 // (cie.Open's reads, the certificate cache, the PIN counter). s.mu is held.
 func (s *slot) token(ctx context.Context) (*token, error) {
 	switch {
+	case s.m.closed.Load():
+		return nil, CKR_CRYPTOKI_NOT_INITIALIZED // C_Finalize ran: open no card
 	case !s.present:
 		return nil, CKR_TOKEN_NOT_PRESENT
 	case s.tok != nil:
@@ -105,7 +107,15 @@ func (s *slot) token(ctx context.Context) (*token, error) {
 	}
 	t, err := s.open(ctx)
 	if err != nil {
+		if s.m.closed.Load() {
+			return nil, CKR_CRYPTOKI_NOT_INITIALIZED // the card work failed because C_Finalize closed it
+		}
 		return nil, err
+	}
+	if s.m.closed.Load() { // C_Finalize ran during the opening: keep no connection
+		s.tok = t
+		s.dropToken("finalize")
+		return nil, CKR_CRYPTOKI_NOT_INITIALIZED
 	}
 	s.tok = t
 	return t, nil

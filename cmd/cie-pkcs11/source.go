@@ -89,6 +89,11 @@ func (s *pcscSource) Readers(ctx context.Context) ([]pkcs11.ReaderStatus, error)
 	}
 	st, err := pc.WaitForChange(ctx, nil) // nil: the current state, at once
 	if err != nil {
+		if ctx.Err() != nil {
+			// C_Finalize: the context is fine, and the token's card
+			// connections still use it.
+			return nil, err
+		}
 		// The context may be stale (pcscd restarted): start afresh next time.
 		release(&s.ctx)
 		if errors.Is(err, pcsc.ErrNoService) {

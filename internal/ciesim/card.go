@@ -58,6 +58,21 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// String describes the configuration without the PIN and PUK.
+func (c Config) String() string {
+	return fmt.Sprintf("ciesim.Config{Family:%q PIN:[redacted] PUK:[redacted]}", c.Family)
+}
+
+// GoString is String, so that %#v prints no PIN either.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue describes the configuration for log/slog without the PIN and PUK.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// Format prints String for every verb: fmt calls String only for %v, %s,
+// %q, %x and %X, and would print the PIN's bytes for %d.
+func (c Config) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+
 // Stats counts the APDUs the card received and the bytes in each direction.
 type Stats struct {
 	APDUs    int // command APDUs received
@@ -224,6 +239,10 @@ func (c *Card) GoString() string { return c.String() }
 
 // LogValue describes the card for log/slog without its secrets.
 func (c *Card) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// Format prints String for every verb (%d too, which fmt would otherwise
+// print field by field, PIN and PUK included).
+func (c *Card) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
 
 // Family returns the family id.
 func (c *Card) Family() string { return c.fam.id }

@@ -203,11 +203,28 @@ type session struct {
 	conn   *pcsc.Card
 	card   *cie.Card
 	reader string
+	held   bool // a transaction keeps the card for this command
+}
+
+// hold keeps the card for the rest of the command (one PC/SC transaction;
+// the card operations nest theirs in it), so that no other application, a
+// browser's PKCS#11 module for one, runs its own secure-messaging handshake
+// between the PIN verification and the operations that need it: that
+// would end this command's session and the verified PIN with it.
+func (s *session) hold(ctx context.Context) error {
+	if err := s.conn.BeginTransaction(ctx); err != nil {
+		return err
+	}
+	s.held = true
+	return nil
 }
 
 func (s *session) close() {
 	if s.card != nil {
 		s.card.Close()
+	}
+	if s.held {
+		s.conn.EndTransaction(context.Background())
 	}
 	if s.conn != nil {
 		s.conn.Close()
@@ -388,7 +405,7 @@ func (a *app) cert(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	if err := a.verifyPIN(ctx, s.card); err != nil {
+	if err := a.verifyPIN(ctx, s); err != nil {
 		return err
 	}
 	cert, err := s.card.Certificate(ctx)
@@ -413,8 +430,10 @@ func (a *app) cert(ctx context.Context, args []string) error {
 	return nil
 }
 
-// verifyPIN shows the tries left, asks the PIN and verifies it once.
-func (a *app) verifyPIN(ctx context.Context, c *cie.Card) error {
+// verifyPIN shows the tries left, asks the PIN and verifies it once; from
+// then on the command holds the card (session.hold).
+func (a *app) verifyPIN(ctx context.Context, s *session) error {
+	c := s.card
 	st, err := c.PINStatus(ctx)
 	if err != nil {
 		return err
@@ -432,6 +451,9 @@ func (a *app) verifyPIN(ctx context.Context, c *cie.Card) error {
 	defer clear(pin)
 	if err := cie.ValidatePIN(pin); err != nil {
 		return &inputError{"the PIN must be exactly 8 digits: the first 4 from the municipality receipt, the last 4 from the letter that came with the card."}
+	}
+	if err := s.hold(ctx); err != nil {
+		return err
 	}
 	return c.VerifyPIN(ctx, pin)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/ciedesktop/cie-desktop/apdu"
 	"github.com/ciedesktop/cie-desktop/cie"
 	"github.com/ciedesktop/cie-desktop/pcsc"
+	"github.com/ciedesktop/cie-desktop/sm"
 )
 
 // Exit codes of the cie command (documented in README.md).
@@ -84,6 +85,8 @@ func describe(err error) (string, int) {
 		return pinMessage(pinErr)
 	case errors.Is(err, cie.ErrPINRequired):
 		return "the card asks for the PIN again (it was reset): repeat the operation", ExitError
+	case errors.Is(err, sm.ErrMAC), errors.Is(err, sm.ErrMalformed), errors.Is(err, sm.ErrBareStatus), errors.Is(err, sm.ErrSessionClosed):
+		return "the card's answer failed the secure messaging check, so the operation stopped; nothing was repeated (a PIN is never sent twice): try again, and if it happens again, place the card better or use another reader", ExitError
 	}
 	return "error: " + err.Error(), ExitError
 }

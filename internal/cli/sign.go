@@ -207,7 +207,7 @@ func (a *app) sign(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	if err := a.verifyPIN(ctx, s.card); err != nil {
+	if err := a.verifyPIN(ctx, s); err != nil {
 		return err
 	}
 	cert, err := s.card.Certificate(ctx)
