@@ -72,11 +72,13 @@ FUZZTIME ?= 10m
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
 
-# 30 s per fuzz target, optionally one shard of several: make fuzz-ci FUZZSHARD=1 FUZZSHARDS=2
+# FUZZCI (default 30 s) per fuzz target, optionally one shard of several:
+# make fuzz-ci FUZZSHARD=1 FUZZSHARDS=2
+FUZZCI ?= 30s
 FUZZSHARD ?= 1
 FUZZSHARDS ?= 1
 fuzz-ci:
-	@scripts/fuzz.sh --shard $(FUZZSHARD)/$(FUZZSHARDS) 30s
+	@scripts/fuzz.sh --shard $(FUZZSHARD)/$(FUZZSHARDS) $(FUZZCI)
 
 clean:
 	rm -rf $(BIN)
