@@ -467,21 +467,6 @@ func stopUnusedPCSCD(users *os.File) error {
 	return fmt.Errorf("benchrun: pcscd (pid %d) ignored SIGTERM for 10 s and was killed", pid)
 }
 
-// waitFor polls cond every 20 ms until it is true, d has passed or ctx
-// ends.
-func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // copyDir copies the regular files of src into a new directory dst.
 func copyDir(src, dst string) error {
 	entries, err := os.ReadDir(src)

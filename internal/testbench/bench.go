@@ -335,51 +335,6 @@ func (b *Bench) stop(t testing.TB, users *os.File) {
 	}
 }
 
-// watchdog is the helper that stops a test-started pcscd nobody uses once
-// this process has exited, even by a crash or a test timeout, when the
-// cleanups did not run. One per process; it waits for EOF on a pipe whose
-// write end only this process holds.
-var watchdog struct {
-	once sync.Once
-	err  error
-	w    *os.File // referenced for the process's life: never collected and closed
-}
-
-// watchdogScript runs when the test process is gone: if no process holds
-// pcscd.lock (every user holds it shared) and the pid file names a live
-// pcscd, stop it.
-const watchdogScript = `read _
-cd "$0" || exit 0
-exec 9<pcscd.lock || exit 0
-flock -n -x 9 || exit 0
-pid=$(tr -d '\000\n' < pcscd.pid 2>/dev/null) || exit 0
-[ -n "$pid" ] || exit 0
-if [ "$(cat /proc/$pid/comm 2>/dev/null)" = pcscd ]; then kill -TERM "$pid"; fi
-rm -f pcscd.pid`
-
-func startWatchdog(dir string) error {
-	watchdog.once.Do(func() {
-		r, w, err := os.Pipe()
-		if err != nil {
-			watchdog.err = fmt.Errorf("starting the pcscd watchdog: %w", err)
-			return
-		}
-		cmd := exec.Command("/bin/sh", "-c", watchdogScript, dir)
-		cmd.Stdin = r
-		ownProcessGroup(cmd)
-		err = cmd.Start()
-		r.Close()
-		if err != nil {
-			w.Close()
-			watchdog.err = fmt.Errorf("starting the pcscd watchdog: %w", err)
-			return
-		}
-		go func() { _ = cmd.Wait() }()
-		watchdog.w = w
-	})
-	return watchdog.err
-}
-
 // stopProcess sends SIGTERM and waits for the process to exit, then
 // SIGKILL.
 func stopProcess(pid int, d time.Duration) error {
@@ -409,20 +364,6 @@ func stopProcess(pid int, d time.Duration) error {
 		return fmt.Errorf("pid %d ignored SIGTERM for %v and was killed", pid, d)
 	}
 	return fmt.Errorf("pid %d survived SIGKILL", pid)
-}
-
-// waitFor polls cond every 20 ms until it is true or d has passed.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // tail returns the last n lines of a file, for failure messages.
