@@ -16,12 +16,6 @@ import (
 	"github.com/ciedesktop/cie-desktop/pcsc"
 )
 
-// doctorUsage is the help of `cie doctor`.
-const doctorUsage = `cie doctor [--bundle FILE]
-                   check pcscd, the readers, the card, NFC drivers, the browsers and versions;
-                   --bundle FILE also writes a zip of the report and the module's log
-                   (CIE_PKCS11_LOG), with PINs removed and card numbers masked`
-
 // maxBundleLog bounds each log file in a bundle (its last bytes).
 const maxBundleLog = 1 << 20
 
