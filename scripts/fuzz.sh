@@ -58,6 +58,7 @@ fi
 
 summary=()
 failed=0
+flaked=0
 start=$(date +%s)
 i=0
 for entry in "${targets[@]}"; do
@@ -85,7 +86,26 @@ for entry in "${targets[@]}"; do
   result=ok
   if [ "$status" -ne 0 ]; then
     result=FAIL
-    failed=1
+    # Go 1.26's fuzz coordinator can fail a target with a bare "context
+    # deadline exceeded" when -fuzztime expires while a starved worker is
+    # still mid-call (go.dev/issue/75804, fixed in Go 1.27). That is a
+    # harness race, not a finding: nothing was written to testdata/fuzz. It
+    # counts as a flake only when no crasher was reported, the deadline is
+    # the only error, and a replay of the whole corpus then passes.
+    body=$(sed -n '/^--- FAIL: /,/^FAIL$/p' "$log" | sed '1d;$d' | sed 's/^[[:space:]]*//')
+    if [ "$body" = "context deadline exceeded" ] && ! grep -qE 'Failing input written to|^panic: ' "$log"; then
+      echo "== $f: bare 'context deadline exceeded' (Go fuzz coordinator race); replaying the corpus"
+      if go test "$pkg" -run="^${f}\$" -count=1 >"$log.replay" 2>&1; then
+        result=race
+        flaked=$((flaked + 1))
+      else
+        cat "$log.replay"
+      fi
+      rm -f "$log.replay"
+    fi
+    if [ "$result" = FAIL ]; then
+      failed=1
+    fi
   fi
   summary+=("$(printf '%-4s %-48s %-28s %10s execs %6s/s  new %-12s %4ss' "$result" "${pkg#github.com/ciedesktop/cie-desktop/}" "$f" "${execs:-?}" "${rate:-?}" "${newc:-?}" "$took")")
   rm -f "$log"
@@ -94,6 +114,9 @@ done
 {
   echo
   echo "== fuzz summary: ${#summary[@]} targets, $t each, shard $shard_k/$shard_n, $(( $(date +%s) - start ))s in all"
+  if [ "$flaked" -gt 0 ]; then
+    echo "   race = stopped by the Go 1.26 fuzz deadline race (go.dev/issue/75804) with no crasher; corpus replay passed"
+  fi
   printf '%s\n' "${summary[@]}"
 } | tee ${FUZZ_SUMMARY:+"$FUZZ_SUMMARY"}
 exit $failed
