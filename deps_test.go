@@ -18,6 +18,7 @@ const module = "github.com/ciedesktop/cie-desktop"
 var rank = map[string]int{
 	"apdu":               0,
 	"tlv":                0,
+	"internal/rotlog":    0, // bounded log files: imports nothing of ours
 	"sm":                 1,
 	"pcsc":               1,
 	"cie":                2,

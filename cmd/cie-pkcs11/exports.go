@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/ciedesktop/cie-desktop/certcache"
+	"github.com/ciedesktop/cie-desktop/internal/rotlog"
 	"github.com/ciedesktop/cie-desktop/pkcs11"
 )
 
@@ -35,7 +36,7 @@ var lib struct {
 	mu      sync.Mutex
 	m       *pkcs11.Module
 	src     *pcscSource
-	logFile *os.File
+	logFile *rotlog.Writer
 	log     *slog.Logger
 }
 
@@ -118,10 +119,14 @@ func goInitialize() (rv C.CK_RV) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	if path := os.Getenv("CIE_PKCS11_LOG"); path != "" {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err == nil {
+		// Bounded and rotated: CIE_PKCS11_LOG_MAX_KB, CIE_PKCS11_LOG_KEEP.
+		opts, optErr := rotlog.FromEnv("CIE_PKCS11_LOG", os.Getenv)
+		if f, err := rotlog.Open(path, opts); err == nil {
 			lib.logFile = f
 			log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})).With("pid", os.Getpid())
+			if optErr != nil {
+				log.Warn("pkcs11: log options", "err", optErr)
+			}
 		}
 	}
 	var cache *certcache.Cache

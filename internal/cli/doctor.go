@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/ciedesktop/cie-desktop/cie"
 	"github.com/ciedesktop/cie-desktop/internal/browser"
 	"github.com/ciedesktop/cie-desktop/internal/doctor"
+	"github.com/ciedesktop/cie-desktop/internal/rotlog"
 	"github.com/ciedesktop/cie-desktop/pcsc"
 )
 
@@ -47,13 +49,21 @@ func (a *app) doctor(ctx context.Context, args []string) error {
 	}
 	home, _ := os.UserHomeDir()
 	checks = append(checks, doctor.SandboxedBrowsers("/", home)...)
+	checks = append(checks, logChecks()...)
 
 	report := doctor.Format(checks)
 	fmt.Fprint(a.env.Stdout, report)
 	if bundle != "" {
 		var logs []string
 		if l := os.Getenv("CIE_PKCS11_LOG"); l != "" {
-			logs = append(logs, l)
+			if files := rotlog.Files(l); len(files) > 0 {
+				logs = append(logs, files...)
+			} else {
+				logs = append(logs, l) // noted as missing in report.txt
+			}
+		}
+		if l, err := trayLogPath(); err == nil {
+			logs = append(logs, rotlog.Files(l)...) // the tray logs only when asked to
 		}
 		f, err := os.OpenFile(bundle, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
@@ -115,6 +125,76 @@ func (a *app) doctorReaders(ctx context.Context) []doctor.Check {
 			}
 		}
 		checks = append(checks, c)
+		checks = append(checks, doctor.ExtendedCheck(name, a.extendedLength(ctx, pc, name, st, err == nil)))
+	}
+	return checks
+}
+
+// extendedLength finds out whether the reader carries extended-length
+// APDUs: from the driver's PC/SC part 10 properties when it reports them
+// (libccid does, from the CCID descriptor), else by a harmless extended
+// READ BINARY to a CIE in the reader, else unknown.
+func (a *app) extendedLength(ctx context.Context, pc *pcsc.Context, reader string, st pcsc.ReaderStatus, stOK bool) doctor.ExtendedLength {
+	props, perr := pc.ReaderProperties(ctx, reader)
+	if perr == nil {
+		if v, ok := props[pcsc.PropMaxAPDUDataSize]; ok {
+			if max, ok := pcsc.PropertyUint(v); ok {
+				return doctor.ExtendedFromMaxAPDU(max)
+			}
+		}
+		perr = errors.New("the reader driver's properties lack dwMaxAPDUDataSize")
+	}
+	why := "the reader driver does not tell"
+	if !errors.Is(perr, pcsc.ErrNoProperties) {
+		why += " (" + perr.Error() + ")"
+	}
+	if !stOK || !st.Present || st.Mute {
+		return doctor.ExtendedLength{Support: doctor.Unknown, How: why + ", and there is no card to test it with"}
+	}
+	if _, ok := cie.FamilyByATR(st.ATR); !ok {
+		return doctor.ExtendedLength{Support: doctor.Unknown, How: why + ", and the card is not a known CIE to test it with"}
+	}
+	card, err := pc.Connect(ctx, reader)
+	if err != nil {
+		return doctor.ExtendedLength{Support: doctor.Unknown, How: why + ", and connecting to the card failed: " + err.Error()}
+	}
+	defer card.Close()
+	e := doctor.ProbeExtended(ctx, card)
+	if e.Support == doctor.Unknown {
+		e.How = why + "; " + e.How
+	}
+	return e
+}
+
+// trayLogPath is where cie-tray writes its log when logging is on
+// (tray.DefaultLogPath; package tray is not imported, to keep the GUI
+// toolkit out of the command line tool).
+func trayLogPath() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "cie-desktop", "logs", "cie-tray.log"), nil
+}
+
+// logChecks reports whether the module and the tray log, where, and the
+// bounds of the module's log.
+func logChecks() []doctor.Check {
+	c := doctor.Check{Name: "PKCS#11 module log", Status: doctor.Info,
+		Detail: "off (set CIE_PKCS11_LOG=/path/to/file in the browser's environment to turn it on)"}
+	if l := os.Getenv("CIE_PKCS11_LOG"); l != "" {
+		opts, err := rotlog.FromEnv("CIE_PKCS11_LOG", os.Getenv)
+		max, keep := opts.Effective()
+		c.Detail = fmt.Sprintf("on in this environment: %s, rotated at %d KiB, %d old files kept", l, max>>10, keep)
+		if err != nil {
+			c.Status, c.Detail = doctor.Warn, c.Detail+"; "+err.Error()
+		}
+	}
+	checks := []doctor.Check{c}
+	if l, err := trayLogPath(); err == nil {
+		if files := rotlog.Files(l); len(files) > 0 {
+			checks = append(checks, doctor.Check{Name: "tray log", Status: doctor.Info, Detail: strings.Join(files, ", ")})
+		}
 	}
 	return checks
 }

@@ -1,5 +1,6 @@
 // Package doctor diagnoses a CIE Desktop installation: pcscd and the
-// readers, NFC kernel drivers that take readers away from pcscd, the
+// readers (and whether they carry extended-length APDUs, extended.go),
+// NFC kernel drivers that take readers away from pcscd, the
 // module's registration in the browsers, sandboxed (Snap, Flatpak)
 // browsers, and versions. It also writes a diagnostics bundle with PINs
 // removed and personal numbers masked.
@@ -8,11 +9,13 @@ package doctor
 import (
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -172,8 +175,10 @@ func Worst(checks []Check) Status {
 }
 
 // WriteBundle writes a zip to w: report.txt (the report), and each log
-// file under logs/, at most maxLog bytes from its end, all through Mask.
-// Missing log files are noted in report.txt, not an error.
+// file under logs/ (by its base name; rotated files such as pkcs11.log.1
+// are files like any other), at most maxLog bytes from its end starting at
+// a whole line, all through Mask. Missing log files are noted in
+// report.txt, not an error.
 func WriteBundle(w io.Writer, report string, logFiles []string, maxLog int64, now time.Time) error {
 	zw := zip.NewWriter(w)
 	add := func(name string, data string) error {
@@ -184,15 +189,22 @@ func WriteBundle(w io.Writer, report string, logFiles []string, maxLog int64, no
 		_, err = io.WriteString(f, Mask(data))
 		return err
 	}
+	logFiles = slices.Clone(logFiles)
 	sort.Strings(logFiles)
 	var notes strings.Builder
+	used := map[string]bool{}
 	for _, lf := range logFiles {
 		data, err := tailFile(lf, maxLog)
 		if err != nil {
 			fmt.Fprintf(&notes, "log %s: %v\n", lf, err)
 			continue
 		}
-		if err := add("logs/"+filepath.Base(lf), data); err != nil {
+		name := "logs/" + filepath.Base(lf)
+		for i := 2; used[name]; i++ {
+			name = fmt.Sprintf("logs/%d-%s", i, filepath.Base(lf))
+		}
+		used[name] = true
+		if err := add(name, data); err != nil {
 			return err
 		}
 	}
@@ -205,7 +217,9 @@ func WriteBundle(w io.Writer, report string, logFiles []string, maxLog int64, no
 	return nil
 }
 
-// tailFile reads at most max bytes from the end of path.
+// tailFile reads at most max bytes from the end of path. When that cuts
+// the file, the partial first line is dropped: a number cut in two would
+// escape Mask.
 func tailFile(path string, max int64) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -216,11 +230,19 @@ func tailFile(path string, max int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if st.Size() > max {
+	cut := st.Size() > max
+	if cut {
 		if _, err := f.Seek(st.Size()-max, io.SeekStart); err != nil {
 			return "", err
 		}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max))
+	if cut {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		} else {
+			b = nil
+		}
+	}
 	return string(b), err
 }

@@ -129,3 +129,60 @@ func TestWriteBundle(t *testing.T) {
 		t.Errorf("report.txt:\n%s", rep)
 	}
 }
+
+// TestWriteBundleRotated: rotated logs go into the bundle as files of
+// their own, a tail that cuts a line drops it (a cut card number would
+// escape masking), and logs with the same base name both stay.
+func TestWriteBundleRotated(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	logFile := filepath.Join(dir, "pkcs11.log")
+	for name, content := range map[string]string{
+		"pkcs11.log":   "current serial 123456789012\n",
+		"pkcs11.log.1": "first serial 123456789012\nsecond holder RSSMRA80A01H501U\n",
+		"pkcs11.log.2": "oldest PIN 12345678\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(other, "pkcs11.log"), []byte("other\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// 40 bytes from the end of pkcs11.log.1 start inside "123456789012".
+	logs := []string{logFile + ".2", logFile + ".1", logFile, filepath.Join(other, "pkcs11.log")}
+	var buf bytes.Buffer
+	if err := WriteBundle(&buf, "", logs, 40, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		files[f.Name] = string(b)
+	}
+	want := map[string]string{
+		"logs/pkcs11.log":   "current serial 12**********\n",
+		"logs/pkcs11.log.1": "second holder RS**************\n",
+		"logs/pkcs11.log.2": "oldest PIN [removed]\n",
+		"logs/2-pkcs11.log": "other\n",
+		"report.txt":        "",
+	}
+	if len(files) != len(want) {
+		t.Errorf("bundle holds %d files: %q", len(files), files)
+	}
+	for name, w := range want {
+		if got, ok := files[name]; !ok || got != w {
+			t.Errorf("%s = %q (present %v), want %q", name, got, ok, w)
+		}
+	}
+	for name, got := range files {
+		if strings.Contains(got, "789012") {
+			t.Errorf("%s leaks digits of the card number: %q", name, got)
+		}
+	}
+}
