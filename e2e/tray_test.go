@@ -25,6 +25,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/ciedesktop/cie-desktop/cie"
+	"github.com/ciedesktop/cie-desktop/internal/browser"
 	"github.com/ciedesktop/cie-desktop/internal/ciesim"
 	"github.com/ciedesktop/cie-desktop/internal/testbench"
 	"github.com/ciedesktop/cie-desktop/pcsc"
@@ -38,8 +39,10 @@ import (
 // $CIE_ARTIFACTS (default: a temporary directory); with the keyboard
 // (xdotool, as a user) it changes the PIN, blocks it with wrong PINs and
 // unblocks it with the PUK, checking the card's counters each time; it
-// checks the tray's tooltip, icon, menu and notifications, and the
-// `cie-tray pinentry` dialog.
+// registers the PKCS#11 module in a Firefox profile, a Chromium NSS
+// database and a Firefox policy of its home, and removes it, from the tray
+// menu (browser.Status checks the files); it checks the tray's tooltip,
+// icon, menu and notifications, and the `cie-tray pinentry` dialog.
 func TestTrayUnderXvfb(t *testing.T) {
 	for _, tool := range []string{"Xvfb", "xdotool", "xwd", "dbus-daemon"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -81,6 +84,12 @@ func TestTrayUnderXvfb(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(trust, "cie-sim-ca.pem"), caPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The browsers of the user: a Firefox profile that is open (its lock
+	// exists) and Chromium's NSS database; a system-wide Firefox policy
+	// file that does not exist yet, in a directory the user may write; the
+	// module, a file that passes browser.CheckModule (registering only
+	// writes its path; browser_test.go loads the real one in browsers).
+	browsers := trayBrowsers(t, home, tmp)
 	env := append(os.Environ(),
 		"DISPLAY="+display,
 		"DBUS_SESSION_BUS_ADDRESS="+busAddr,
@@ -94,7 +103,7 @@ func TestTrayUnderXvfb(t *testing.T) {
 
 	// The tray app.
 	events := newEventLog(t, filepath.Join(tmp, "tray-events.jsonl"))
-	trayCmd := exec.Command(bin, "--reader", reader)
+	trayCmd := exec.Command(bin, "--reader", reader, "--module", browsers.Module, "--firefox-policy", browsers.PolicyFiles[0])
 	trayCmd.Env = append(env, "CIE_TRAY_EVENTS="+events.path)
 	var trayOut bytes.Buffer
 	trayCmd.Stdout, trayCmd.Stderr = &trayOut, &trayOut
@@ -129,7 +138,8 @@ func TestTrayUnderXvfb(t *testing.T) {
 	desk.expectIconColour(t, item, "green")
 	menu := desk.menu(t, item)
 	for _, want := range []string{"CIE pronta: PIN, 3 tentativi rimasti", "Stato della carta…", "Cambia PIN…", "Sblocca PIN…",
-		"Firma un file…", "Verifica una firma…", "Diagnostica…", "Impostazioni…", "Informazioni su CIE Desktop", "Esci"} {
+		"Firma un file…", "Verifica una firma…", "Browser", "Registra in tutti i browser", "Rimuovi da tutti i browser",
+		"Mostra i browser…", "Diagnostica…", "Impostazioni…", "Informazioni su CIE Desktop", "Esci"} {
 		if _, ok := menu[want]; !ok {
 			t.Fatalf("the tray menu lacks %q; it has %v", want, menuLabels(menu))
 		}
@@ -160,6 +170,7 @@ func TestTrayUnderXvfb(t *testing.T) {
 	// Every window, opened from the tray menu, with a screenshot.
 	for _, w := range []struct{ label, name, title, ready string }{
 		{"Stato della carta…", "status", "Stato della carta — CIE Desktop", "result"},
+		{"Mostra i browser…", "browsers", "Browser — CIE Desktop", "result"},
 		{"Diagnostica…", "diagnostics", "Diagnostica — CIE Desktop", "result"},
 		{"Impostazioni…", "settings", "Impostazioni — CIE Desktop", "window"},
 		{"Informazioni su CIE Desktop", "about", "Informazioni — CIE Desktop", "window"},
@@ -173,20 +184,61 @@ func TestTrayUnderXvfb(t *testing.T) {
 				}
 			}
 		case "diagnostics":
-			if !strings.Contains(ev.Message, "Servizio smart card (pcscd): attivo") || !strings.Contains(ev.Message, "CIE, chip Gemalto") {
-				t.Errorf("diagnostics:\n%s", ev.Message)
+			for _, s := range []string{"Servizio smart card (pcscd): attivo", "CIE, chip Gemalto", "Modulo CIE: " + browsers.Module,
+				"Browser: Registrato in 0 posizioni su 3.", "Chromium/Chrome ~/.pki/nssdb — non registrato",
+				"Profilo di Firefox “default-release” (~/.mozilla/firefox/abcd.default-release) — non registrato; in uso"} {
+				if !strings.Contains(ev.Message, s) {
+					t.Errorf("the diagnostics do not show %q:\n%s", s, ev.Message)
+				}
+			}
+		case "browsers":
+			for _, s := range []string{"Registrato in 0 posizioni su 3.", "Modulo CIE: " + browsers.Module,
+				"Chromium/Chrome ~/.pki/nssdb — non registrato", "Criteri di Firefox " + browsers.PolicyFiles[0] + " — non registrato"} {
+				if !strings.Contains(ev.Message, s) {
+					t.Errorf("the browsers window does not show %q:\n%s", s, ev.Message)
+				}
 			}
 		}
 		x.shot(w.title, w.name)
 		closeWin(w.title, w.name)
 	}
 
+	// The module in the browsers, from the tray menu: Register and Remove
+	// open the browsers window and say there what they changed.
+	const browsersTitle = "Browser — CIE Desktop"
+	// act clicks a menu item and waits for the browsers window's result
+	// that starts with prefix (opening the window shows the state first).
+	act := func(label, prefix string) trayEvent {
+		t.Helper()
+		n := events.count()
+		desk.click(t, item, desk.menu(t, item)[label])
+		return events.waitFrom(n, "the browsers window saying "+prefix, 30*time.Second, func(e trayEvent) bool {
+			return e.Event == "result" && e.Window == "browsers" && strings.HasPrefix(e.Message, prefix)
+		})
+	}
+	res := act("Registra in tutti i browser", "Registrato in 3 posizioni:")
+	for _, s := range []string{"Registrato in 3 posizioni: Chromium/Chrome ~/.pki/nssdb, Profilo di Firefox “default-release”, Criteri di Firefox",
+		"Firefox è aperto: riavvialo", "Se Chromium o Chrome è aperto, riavvialo", "— registrato; in uso"} {
+		if !res.OK || !strings.Contains(res.Message, s) {
+			t.Errorf("registering from the tray menu does not say %q: %+v", s, res)
+		}
+	}
+	expectRegistration(t, browsers, browser.Registered)
+	x.shot(browsersTitle, "browsers-registered")
+	res = act("Rimuovi da tutti i browser", "Rimosso da 3 posizioni")
+	if !res.OK || !strings.Contains(res.Message, "Firefox è aperto: riavvialo") {
+		t.Errorf("removing from the tray menu: %+v", res)
+	}
+	expectRegistration(t, browsers, browser.NotRegistered)
+	x.shot(browsersTitle, "browsers-removed")
+	closeWin(browsersTitle, "browsers")
+
 	// PIN change with the keyboard.
 	const newPIN, unblockedPIN = "24681357", "13572468"
 	const changeTitle = "Cambia PIN — CIE Desktop"
 	open("Cambia PIN…", "change-pin", "ready")
 	x.shot(changeTitle, "change-pin")
-	res := submit(changeTitle, "change-pin", defaultPIN, newPIN, newPIN)
+	res = submit(changeTitle, "change-pin", defaultPIN, newPIN, newPIN)
 	if !res.OK || !strings.HasPrefix(res.Message, "PIN cambiato.") {
 		t.Fatalf("PIN change through the window: %+v", res)
 	}
@@ -285,6 +337,51 @@ func TestTrayUnderXvfb(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("cie-tray did not quit from the menu")
+	}
+}
+
+// trayBrowsers makes the browsers of home: a Firefox profile that is open
+// and Chromium's NSS database (certutil), with the module (a fake that
+// passes browser.CheckModule) and a policy file to be, both under dir.
+func trayBrowsers(t *testing.T, home, dir string) browser.Config {
+	t.Helper()
+	ff := filepath.Join(home, ".mozilla", "firefox")
+	profile := filepath.Join(ff, "abcd.default-release")
+	nssdb := filepath.Join(home, ".pki", "nssdb")
+	for _, d := range []string{profile, nssdb, filepath.Join(dir, "lib")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ff, "profiles.ini"),
+		[]byte("[Profile0]\nName=default-release\nIsRelative=1\nPath=abcd.default-release\nDefault=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("127.0.0.1:+4242", filepath.Join(profile, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("certutil", "-N", "-d", "sql:"+nssdb, "--empty-password").CombinedOutput(); err != nil {
+		t.Fatalf("certutil -N (apt-get install libnss3-tools): %v\n%s", err, out)
+	}
+	module := filepath.Join(dir, "lib", browser.LibraryName)
+	if err := os.WriteFile(module, []byte("\x7fELF fake"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return browser.Config{Home: home, Module: module, PolicyFiles: []string{filepath.Join(dir, "etc", "firefox", "policies", "policies.json")}}
+}
+
+// expectRegistration checks with browser.Status that every place of cfg
+// is in state want.
+func expectRegistration(t *testing.T, cfg browser.Config, want browser.State) {
+	t.Helper()
+	rs, err := browser.Status(cfg)
+	if err != nil || len(rs) != 3 {
+		t.Fatalf("browser status: %d places, %v", len(rs), err)
+	}
+	for _, r := range rs {
+		if r.State != want || r.Err != nil {
+			t.Errorf("%s %s: %v (%v), want %v", r.Kind, r.Name, r.State, r.Err, want)
+		}
 	}
 }
 

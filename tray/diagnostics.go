@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ciedesktop/cie-desktop/cie"
+	"github.com/ciedesktop/cie-desktop/internal/browser"
 	"github.com/ciedesktop/cie-desktop/internal/cardsession"
 	"github.com/ciedesktop/cie-desktop/pcsc"
 )
@@ -48,6 +49,34 @@ type Diagnostics struct {
 	Card      *CardInfo    `json:"card,omitempty"`
 	// CardProblem is why the card could not be read, as a Problem name.
 	CardProblem string `json:"card_problem,omitempty"`
+	// Module is the PKCS#11 module the browsers should load, or
+	// ModuleProblem why none was found.
+	Module        string `json:"pkcs11_module,omitempty"`
+	ModuleProblem string `json:"pkcs11_module_problem,omitempty"`
+	// Browsers are the places the module is registered in, with its state
+	// in each; BrowsersProblem is why they could not be read.
+	Browsers        []BrowserInfo `json:"browsers,omitempty"`
+	BrowsersProblem string        `json:"browsers_problem,omitempty"`
+}
+
+// AddBrowsers adds to d the module's registration in the browsers of
+// setup (browser.Status: nothing is changed).
+func (d *Diagnostics) AddBrowsers(setup BrowserSetup) {
+	o := runBrowsers(setup, browsersStatus)
+	if o.env.unsupported {
+		d.BrowsersProblem = errUnsupported.Error()
+		return
+	}
+	home := o.env.cfg.Home
+	d.Module = o.env.cfg.Module
+	if home != "" && strings.HasPrefix(d.Module, home+"/") {
+		d.Module = "~" + strings.TrimPrefix(d.Module, home)
+	}
+	d.ModuleProblem = moduleProblem(o.env.moduleErr)
+	d.Browsers = browserInfos(home, o.env.readOnly, o.reports)
+	if o.err != nil {
+		d.BrowsersProblem = strings.TrimPrefix(o.err.Error(), "browser: ")
+	}
 }
 
 // GatherDiagnostics asks the PC/SC service for the readers and opens the
@@ -152,6 +181,24 @@ func (d Diagnostics) Report(c *Catalogue) string {
 	}
 	if d.CardProblem != "" {
 		line(c.T("diag.card"), c.T("diag.card_problem", map[string]any{"Problem": d.CardProblem}))
+	}
+	if d.Module != "" || d.ModuleProblem != "" {
+		line(c.T("browsers.module"), moduleText(c, d.Module, d.ModuleProblem))
+	}
+	if len(d.Browsers) == 0 && d.BrowsersProblem != "" {
+		line(c.T("diag.browsers"), d.BrowsersProblem)
+	} else if len(d.Browsers) > 0 {
+		n := 0
+		for _, bi := range d.Browsers {
+			if bi.State == browser.Registered && bi.Error == "" {
+				n++
+			}
+		}
+		line(c.T("diag.browsers"), c.N("browsers.status_summary", n, map[string]any{"Total": len(d.Browsers)}))
+		b.WriteString(listText(c, d.Browsers))
+		if d.BrowsersProblem != "" {
+			fmt.Fprintf(&b, "  %s\n", c.T("browsers.failed", map[string]any{"Error": d.BrowsersProblem}))
+		}
 	}
 	return b.String()
 }

@@ -1,7 +1,9 @@
 // Package tray owns the CIE Desktop app (the cie-tray command): the system
 // tray icon with its menu and notifications, and the windows a citizen
 // uses — card status, change PIN, unblock PIN, sign a file, verify a
-// signature, diagnostics with the support bundle, settings, about — plus
+// signature, the browsers (the PKCS#11 module registered in Firefox and
+// Chromium through package internal/browser, as `cie browser` does),
+// diagnostics with the support bundle, settings, about — plus
 // the PIN dialog behind `cie-tray pinentry` (PINPrompter, on the Assuan
 // server of package tray/pinentry).
 //

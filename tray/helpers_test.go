@@ -3,6 +3,8 @@ package tray
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -80,9 +82,13 @@ func newFixture(t *testing.T, family string) *fixture {
 		t.Fatalf("creating the simulated card: %v", err)
 	}
 	f := &fixture{t: t, sim: sim, rec: &recorder{}, present: true}
+	// The browsers window and the diagnostics see a home of their own,
+	// never the user's, with a module that passes browser.CheckModule.
+	home := t.TempDir()
 	f.u = New(a, Config{
 		Version:  "1.2.3-test",
 		Open:     f.open,
+		Browsers: BrowserSetup{Home: home, Module: fakeModule(t, filepath.Join(home, "opt"))},
 		Settings: Settings{Language: "en"},
 		OnEvent:  f.rec.add,
 		Diagnose: func(ctx context.Context) Diagnostics {
@@ -210,6 +216,14 @@ func texts(o fyne.CanvasObject) string {
 			if w.Visible() {
 				b.WriteString(w.Text + "\n")
 			}
+		case *widget.RichText:
+			if w.Visible() {
+				for _, seg := range w.Segments {
+					if ts, ok := seg.(*widget.TextSegment); ok {
+						b.WriteString(ts.Text + "\n")
+					}
+				}
+			}
 		case *escButton:
 			if w.Visible() {
 				b.WriteString("[" + w.Text + "]\n")
@@ -261,4 +275,18 @@ func minimalPDF() []byte {
 	}
 	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
 	return []byte(b.String())
+}
+
+// fakeModule writes a file that passes browser.CheckModule (an ELF
+// header): registering the module only writes its path.
+func fakeModule(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "libcie-pkcs11.so")
+	if err := os.WriteFile(p, []byte("\x7fELF fake"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -115,18 +115,29 @@ func TestTrayMenuInEnglish(t *testing.T) {
 		}
 	}
 	want := []string{"No card reader", "Card status…", "Change PIN…", "Unblock PIN…", "Sign a file…", "Verify a signature…",
-		"Diagnostics…", "Settings…", "About CIE Desktop", "Quit"}
+		"Browsers", "Diagnostics…", "Settings…", "About CIE Desktop", "Quit"}
 	if !slices.Equal(labels, want) {
 		t.Fatalf("menu %q; want %q", labels, want)
 	}
 	if m := f.u.trayMenu(); !m.Items[len(m.Items)-1].IsQuit {
 		t.Error("the last item is not the quit item")
 	}
-	// Each item opens its window.
+	// Each item opens its window; the Browsers submenu's items open the
+	// browsers window (registering in the fixture's own home).
+	var sub []string
 	for _, it := range f.u.trayMenu().Items {
 		if it.Action != nil && !it.IsQuit {
 			it.Action()
 		}
+		if it.ChildMenu != nil {
+			for _, c := range it.ChildMenu.Items {
+				sub = append(sub, c.Label)
+				c.Action()
+			}
+		}
+	}
+	if want := []string{"Register in all browsers", "Remove from all browsers", "Show the browsers…"}; !slices.Equal(sub, want) {
+		t.Errorf("the Browsers submenu %q; want %q", sub, want)
 	}
 	f.wait()
 	for _, name := range WindowNames() {

@@ -27,13 +27,14 @@ const (
 	WinChangePIN   = "change-pin"
 	WinUnblockPIN  = "unblock-pin"
 	WinDiagnostics = "diagnostics"
+	WinBrowsers    = "browsers"
 	WinSettings    = "settings"
 	WinAbout       = "about"
 )
 
 // WindowNames lists the windows Open knows.
 func WindowNames() []string {
-	return []string{WinStatus, WinChangePIN, WinUnblockPIN, WinSign, WinVerify, WinDiagnostics, WinSettings, WinAbout}
+	return []string{WinStatus, WinChangePIN, WinUnblockPIN, WinSign, WinVerify, WinBrowsers, WinDiagnostics, WinSettings, WinAbout}
 }
 
 // Event is something the user saw: a window opened or closed, the result
@@ -67,9 +68,14 @@ type Config struct {
 	Log *LogFile
 	// CertCache gives the holder's name without a PIN (nil: none).
 	CertCache *certcache.Cache
-	// Diagnose gathers the diagnostics; nil means GatherDiagnostics
+	// Diagnose gathers the diagnostics of the service, the readers and
+	// the card (the window adds the module's registration in the
+	// browsers, from Browsers); nil means GatherDiagnostics
 	// through PC/SC.
 	Diagnose func(ctx context.Context) Diagnostics
+	// Browsers says where the browsers window registers the PKCS#11
+	// module; the diagnostics show the registration from it too.
+	Browsers BrowserSetup
 	// TrustRoots are the trust anchors of the verify window (nil: none, and
 	// no signature is reported valid, only intact and "untrusted").
 	TrustRoots *x509.CertPool
@@ -246,6 +252,8 @@ func (u *UI) newView(name string) view {
 		return newUnblockView(u)
 	case WinDiagnostics:
 		return newDiagnosticsView(u)
+	case WinBrowsers:
+		return newBrowsersView(u)
 	case WinSettings:
 		return newSettingsView(u)
 	case WinAbout:
@@ -444,12 +452,25 @@ func (u *UI) trayMenu() *fyne.Menu {
 		fyne.NewMenuItem(u.T("menu.sign"), open(WinSign)),
 		fyne.NewMenuItem(u.T("menu.verify"), open(WinVerify)),
 		fyne.NewMenuItemSeparator(),
+		u.browsersMenu(open(WinBrowsers)),
 		fyne.NewMenuItem(u.T("menu.diagnostics"), open(WinDiagnostics)),
 		fyne.NewMenuItem(u.T("menu.settings"), open(WinSettings)),
 		fyne.NewMenuItem(u.T("menu.about"), open(WinAbout)),
 		fyne.NewMenuItemSeparator(),
 		quit,
 	)
+}
+
+// browsersMenu is the Browsers submenu: register the module in every
+// browser, remove it, show the browsers window.
+func (u *UI) browsersMenu(show func()) *fyne.MenuItem {
+	m := fyne.NewMenuItem(u.T("menu.browsers"), nil)
+	m.ChildMenu = fyne.NewMenu(u.T("menu.browsers"),
+		fyne.NewMenuItem(u.T("menu.browsers_register"), func() { u.browsersAction(browsersRegister) }),
+		fyne.NewMenuItem(u.T("menu.browsers_unregister"), func() { u.browsersAction(browsersUnregister) }),
+		fyne.NewMenuItem(u.T("menu.browsers_show"), show),
+	)
+	return m
 }
 
 // refreshStatus asks the monitor to read the card again (no monitor: no-op).

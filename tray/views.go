@@ -78,8 +78,10 @@ func (v *diagView) build() fyne.CanvasObject {
 
 func (v *diagView) load() {
 	var d Diagnostics
+	setup := v.u.cfg.Browsers
 	v.t.start(v.u.T("diag.collecting"), func(ctx context.Context) error {
 		d = v.u.cfg.Diagnose(ctx)
+		d.AddBrowsers(setup)
 		return nil
 	}, func(error) {
 		v.d = &d

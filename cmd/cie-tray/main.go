@@ -1,17 +1,22 @@
 // Command cie-tray is the CIE Desktop app: a system tray icon that shows
 // whether the reader and the card work, with windows to see the card's
-// status, change and unblock the PIN, collect diagnostics and choose the
-// language. `cie-tray pinentry` is the CIE PIN dialog as a pinentry
+// status, change and unblock the PIN, register the PKCS#11 module in the
+// browsers, collect diagnostics and choose the language. `cie-tray pinentry` is the CIE PIN dialog as a pinentry
 // program (Assuan on standard input and output), run by the PKCS#11 module.
 //
-//	cie-tray [--open WINDOW] [--reader NAME] [--lang it|en] [-v]
+//	cie-tray [--open WINDOW] [--reader NAME] [--lang it|en] [--module PATH] [--firefox-policy PATH|none] [-v]
 //	cie-tray pinentry [--lang it|en]
 //	cie-tray --version
 //
 // WINDOW is one of status, change-pin, unblock-pin, sign, verify,
-// diagnostics, settings, about. The verify window trusts the CA
-// certificates (PEM) found in os.UserConfigDir()/cie-desktop/trust. When cie-tray already runs, a second start asks it to open the
-// window (default: status) and exits. Environment for tests:
+// browsers, diagnostics, settings, about. The verify window trusts the CA
+// certificates (PEM) found in os.UserConfigDir()/cie-desktop/trust. The
+// browsers window registers the module libcie-pkcs11.so (--module, else
+// the one installed next to cie-tray or in the system) in the user's
+// Firefox profiles and Chromium databases, and in the system-wide Firefox
+// policy (--firefox-policy, default /etc/firefox/policies/policies.json)
+// when the user may write it. When cie-tray already runs, a second start
+// asks it to open the window (default: status) and exits. Environment for tests:
 // CIE_TRAY_EVENTS=FILE appends every window, result, status and
 // notification as a JSON line to FILE.
 package main
@@ -36,6 +41,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/ciedesktop/cie-desktop/certcache"
+	"github.com/ciedesktop/cie-desktop/internal/browser"
 	"github.com/ciedesktop/cie-desktop/tray"
 	"github.com/ciedesktop/cie-desktop/tray/pinentry"
 )
@@ -58,6 +64,8 @@ func run(args []string) int {
 	open := fs.String("open", "", "open this window at start: "+strings.Join(tray.WindowNames(), ", "))
 	reader := fs.String("reader", "", "use only this reader (name, part of the name, or number)")
 	lang := fs.String("lang", "", "language for this run: it or en (default: the settings, else the system's)")
+	module := fs.String("module", "", "the PKCS#11 module the browsers window registers (default: "+browser.LibraryName+" installed next to cie-tray or in the system)")
+	policy := fs.String("firefox-policy", strings.Join(browser.DefaultPolicyFiles, ","), "system-wide Firefox policies.json files, comma-separated, changed when writable; none: no policy")
 	verbose := fs.Bool("v", false, "debug log on standard error (never PINs)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -98,6 +106,10 @@ func run(args []string) int {
 	}
 
 	cfg := tray.Config{Version: version, Reader: *reader}
+	cfg.Browsers.Module = *module
+	if *policy != "none" && *policy != "" {
+		cfg.Browsers.PolicyFiles = strings.Split(*policy, ",")
+	}
 	if p, err := tray.DefaultSettingsPath(); err == nil {
 		cfg.SettingsPath = p
 		if cfg.Settings, err = tray.LoadSettings(p); err != nil {
