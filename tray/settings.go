@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/ciedesktop/cie-desktop/internal/rotlog"
 )
 
 // Log levels of the settings.
@@ -118,8 +120,7 @@ type LogFile struct {
 	level slog.LevelVar
 	mu    sync.Mutex
 	name  string // current level name
-	f     *os.File
-	size  int64
+	w     *rotlog.Writer
 }
 
 // NewLogFile returns the log at path with the given level name.
@@ -191,43 +192,23 @@ func (h *levelHandler) WithGroup(name string) slog.Handler {
 	return &levelHandler{level: h.level, h: h.h.WithGroup(name)}
 }
 
-// Write appends p to the file, opening it on first use and rotating it
-// when it grows past maxLogSize.
+// Write appends p to the file, opening it on first use. The file is
+// rotated by rotlog when it would grow past maxLogSize (one old copy is
+// kept), created 0600 in a 0700 directory.
 func (l *LogFile) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil || l.size+int64(len(p)) > maxLogSize {
-		if err := l.reopen(len(p)); err != nil {
-			return 0, err
+	if l.w == nil {
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
+			return 0, fmt.Errorf("opening the log: %w", err)
 		}
+		w, err := rotlog.Open(l.path, rotlog.Options{MaxSize: maxLogSize, Keep: 1})
+		if err != nil {
+			return 0, fmt.Errorf("opening the log: %w", err)
+		}
+		l.w = w
 	}
-	n, err := l.f.Write(p)
-	l.size += int64(n)
-	return n, err
-}
-
-func (l *LogFile) reopen(next int) error {
-	if l.f != nil {
-		l.f.Close()
-		l.f = nil
-	}
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
-		return fmt.Errorf("opening the log: %w", err)
-	}
-	if st, err := os.Stat(l.path); err == nil && st.Size()+int64(next) > maxLogSize {
-		_ = os.Rename(l.path, l.path+".1")
-	}
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("opening the log: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("opening the log: %w", err)
-	}
-	l.f, l.size = f, st.Size()
-	return nil
+	return l.w.Write(p)
 }
 
 // Tail returns up to n bytes from the end of the log (the rotated copy
@@ -262,10 +243,10 @@ func readTail(path string, n int64) []byte {
 func (l *LogFile) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.w == nil {
 		return nil
 	}
-	err := l.f.Close()
-	l.f = nil
+	err := l.w.Close()
+	l.w = nil
 	return err
 }
