@@ -150,8 +150,23 @@ func checkID(id string) error {
 
 func (c *Cache) path(id string) string { return filepath.Join(c.dir, id+suffix) }
 
-// Has reports whether an entry exists for id, without reading it.
+// Has reports whether the cache knows card id: an encrypted certificate
+// entry or a card record exists, without reading them.
 func (c *Cache) Has(id string) bool {
+	if checkID(id) != nil {
+		return false
+	}
+	for _, p := range []string{c.path(id), c.recordPath(id)} {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return true
+		}
+	}
+	return false
+}
+
+// HasEntry reports whether an encrypted certificate entry (Store) exists
+// for id, without reading it.
+func (c *Cache) HasEntry(id string) bool {
 	if checkID(id) != nil {
 		return false
 	}
@@ -159,27 +174,20 @@ func (c *Cache) Has(id string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// Load reads and authenticates the entry for id with k and returns the
-// certificate. No entry is ErrNotFound; an entry that does not
-// authenticate or decode is ErrCorrupt.
+// Load returns the certificate of card id: the one of its card record when
+// the record has one (public data, k is not needed), else the encrypted
+// entry authenticated with k. No certificate is ErrNotFound; an entry that
+// does not authenticate or decode is ErrCorrupt.
 func (c *Cache) Load(id string, k *Key) (*x509.Certificate, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(c.path(id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNotFound
+	if r, err := c.LoadRecord(id); err == nil && r.Cert != nil {
+		return r.Certificate()
 	}
+	b, err := readFile(c.path(id))
 	if err != nil {
-		return nil, fmt.Errorf("certcache: reading entry: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("certcache: reading entry: %w", err)
-	}
-	if len(b) > maxFile {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxFile)
+		return nil, err
 	}
 	der, err := Open(b, id, k)
 	if err != nil {
@@ -192,9 +200,10 @@ func (c *Cache) Load(id string, k *Key) (*x509.Certificate, error) {
 	return cert, nil
 }
 
-// Store writes der (a DER certificate) as the entry for id, replacing any
-// previous one atomically. The directory is created with mode 0700 (and
-// tightened to it if it exists), the file with mode 0600.
+// Store writes der (a DER certificate) as the encrypted entry for id,
+// replacing any previous one atomically, and puts der in the card's record
+// when there is one. The directory is created with mode 0700 (and
+// tightened to it if it exists), the files with mode 0600.
 func (c *Cache) Store(id string, k *Key, der []byte) error {
 	if err := checkID(id); err != nil {
 		return err
@@ -206,54 +215,34 @@ func (c *Cache) Store(id string, k *Key, der []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.dir, dirMode); err != nil {
-		return fmt.Errorf("certcache: creating directory: %w", err)
+	if err := c.writeFile(c.path(id), blob); err != nil {
+		return err
 	}
-	if err := os.Chmod(c.dir, dirMode); err != nil {
-		return fmt.Errorf("certcache: restricting directory: %w", err)
+	if r, err := c.LoadRecord(id); err == nil && !bytes.Equal(r.Cert, der) {
+		r.Cert = bytes.Clone(der)
+		return c.StoreRecord(r)
 	}
-	tmp, err := os.CreateTemp(c.dir, "."+id+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("certcache: storing entry: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(fileMode); err != nil {
-		return fmt.Errorf("certcache: storing entry: %w", err)
-	}
-	if _, err := tmp.Write(blob); err != nil {
-		return fmt.Errorf("certcache: storing entry: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("certcache: storing entry: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("certcache: storing entry: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), c.path(id)); err != nil {
-		return fmt.Errorf("certcache: storing entry: %w", err)
-	}
-	done = true
 	return nil
 }
 
-// Remove deletes the entry for id ("unpair"). Removing a missing entry is
-// ErrNotFound.
+// Remove deletes what the cache holds of card id, its encrypted entry and
+// its record ("unpair"). When neither exists it is ErrNotFound.
 func (c *Cache) Remove(id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	err := os.Remove(c.path(id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return ErrNotFound
+	found := false
+	for _, p := range []string{c.path(id), c.recordPath(id)} {
+		err := os.Remove(p)
+		switch {
+		case err == nil:
+			found = true
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("certcache: removing entry: %w", err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("certcache: removing entry: %w", err)
+	if !found {
+		return ErrNotFound
 	}
 	return nil
 }

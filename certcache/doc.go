@@ -31,4 +31,33 @@
 // An entry that cannot be read back (bad MAC, bad padding, not a
 // certificate) is reported as ErrCorrupt; callers ignore it and overwrite
 // it at the next successful login.
+//
+// # Card records and readers
+//
+// Deriving the key above costs the card 4 to 6 APDUs, and opening the card
+// and reading its public data (family, EF.SN.ICC, EF.ID_Servizi, DH group,
+// IFD-CA key, EF.Int.Kpub) 17 more, at every start of every browser. So
+// the cache also keeps, per card, a record "<PAN>.card" (Record): the
+// card's cie.Profile, the certificate once paired, the last PIN and PUK
+// try counters the module saw, and the reader the card was last seen in
+// with the ATR it showed there (SetReader, ReaderRecord). A process that
+// finds that reader showing that ATR presents the recorded card without
+// any APDU, and the first operation that needs the card opens it with
+// cie.OpenProfile (a login: SELECT CIE, DH, DAPP, VERIFY). Still one file
+// per card: ReaderRecord reads the records (a user has few cards).
+//
+// Records hold public data only, in clear, framed as magic ‖ JSON ‖
+// SHA-256 (the checksum detects damage; it authenticates nothing), with
+// the modes and atomic writes above. What they are trusted with: to name
+// the card and show its certificate before the card is used (a wrong
+// certificate makes every signature fail the module's check against it),
+// and to run the handshake, in which the card checks the DH group and the
+// IFD-CA key itself and device authentication checks that the chip is the
+// recorded one (its serial number, its key 0x82). Cards of one family
+// share their ATR: a card swapped while no process watched is found out at
+// that first use (cie.ErrCardChanged). A damaged record is ErrCorrupt and
+// the card is read as if it had none. Unlike the encrypted entry, a record
+// is readable without the card: whoever reads the user's files learns the
+// holder's certificate (name, codice fiscale), which is public by nature
+// (sent in every TLS client authentication) but personal.
 package certcache

@@ -63,7 +63,12 @@ type Card struct {
 	chip      *rsaFile
 	servizi   *rsaFile
 	efDH      []byte
-	noDHStyle bool // set once both templates failed (never retry blindly)
+	noDHStyle bool   // set once both templates failed (never retry blindly)
+	caRaw     []byte // the GET DATA answer ca was parsed from (for Profile)
+
+	// presumed: the identity and public data come from a Profile
+	// (OpenProfile) and the card has not proven yet that it is that card.
+	presumed bool
 }
 
 // location is the application the card has selected.
@@ -92,6 +97,11 @@ const (
 	fidServiziKpb = 0x1005 // EF.Servizi_Int.Kpub (key 0x83), DF_CIE
 	fidSOD        = 0x1006 // EF.SOD, DF_CIE
 
+	// Short EF identifiers in DF_CIE (§3.1).
+	sfiIDServizi = 0x01
+	sfiIntKpub   = 0x04
+	sfiServizi   = 0x05
+
 	snICCSize     = 12
 	idServiziSize = 12
 	serialeSize   = 9
@@ -109,6 +119,7 @@ const (
 	insInternalAuthenticate  = 0x88
 	p1SelectByName           = 0x04
 	p1SelectEF               = 0x02
+	p1ReadBinarySFI          = 0x80 // READ BINARY: P1 = 80 | SFI, offset in P2
 	p2SelectNoResponse       = 0x0C
 	plainChunk               = 256          // READ BINARY Le 00 in plain
 	smChunk                  = sm.ChunkSize // READ BINARY Le E7 under SM (§5.5)
@@ -129,6 +140,25 @@ func Open(ctx context.Context, t apdu.Transport, atr []byte, opts *Options) (*Ca
 	if t == nil {
 		return nil, errors.New("cie: opening card: nil transport")
 	}
+	c, err := newCard(t, atr, opts)
+	if err != nil {
+		return nil, err
+	}
+	err = c.run(ctx, "opening card", true, func(ctx context.Context, _ *operation) error {
+		return c.identify(ctx)
+	})
+	if err != nil {
+		var ue *UnsupportedCardError
+		if errors.As(err, &ue) {
+			return nil, fmt.Errorf("cie: %w", ue)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// newCard returns a Card on t with opts applied, before any I/O.
+func newCard(t apdu.Transport, atr []byte, opts *Options) (*Card, error) {
 	c := &Card{raw: t, gr: apdu.NewGetResponse(t), atr: slices.Clone(atr), rand: rand.Reader, now: time.Now}
 	if opts != nil {
 		if opts.Rand != nil {
@@ -141,16 +171,6 @@ func Open(ctx context.Context, t apdu.Transport, atr []byte, opts *Options) (*Ca
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
-	}
-	err := c.run(ctx, "opening card", true, func(ctx context.Context, _ *operation) error {
-		return c.identify(ctx)
-	})
-	if err != nil {
-		var ue *UnsupportedCardError
-		if errors.As(err, &ue) {
-			return nil, fmt.Errorf("cie: %w", ue)
-		}
-		return nil, err
 	}
 	return c, nil
 }
@@ -200,7 +220,7 @@ func (c *Card) identify(ctx context.Context) error {
 		}
 		return err
 	}
-	id, err := c.readEF(ctx, fidIDServizi, idServiziSize)
+	id, err := c.readEFShort(ctx, fidIDServizi, sfiIDServizi, idServiziSize)
 	if err != nil {
 		if isStatus(err) {
 			return unsupported(err)

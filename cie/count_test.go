@@ -14,12 +14,12 @@ func TestAPDUBudget(t *testing.T) {
 		family                  string
 		open, prepare, firstPIN int
 	}{
-		// SELECT IAS, D003 (2), SELECT CIE, 1001 (2).
+		// SELECT IAS, D003 (2), SELECT CIE, 1001 (1: READ BINARY by SFI).
 		// Prepare: GET DATA combined (4: ~560 bytes through 61xx), CA key
-		// (4: its public exponent is 2048-bit), 1004 (SELECT + 2 READ).
-		{"gemalto", 6, 11, 28},
+		// (4: its public exponent is 2048-bit), 1004 (2 READ, the first by SFI).
+		{"gemalto", 5, 10, 27},
 		// SELECT MF; three separate DH templates (3 + 3 + 2).
-		{"nxp", 6, 15, 32},
+		{"nxp", 5, 14, 31},
 	} {
 		t.Run(tc.family, func(t *testing.T) {
 			ctx := context.Background()

@@ -236,6 +236,13 @@ func checkChip(chip *rsaFile, snICC []byte, answer, rndIFD []byte, grp *dhGroup,
 // caKeyObject returns the IFD-CA key and its signed CV certificate, fetched
 // and built once per Card.
 func (c *Card) caKeyObject(ctx context.Context) (*caKey, []byte, error) {
+	if c.ca != nil && c.cvCert == nil { // from a Profile: sign it now
+		cert, err := cvCertificate(c.ca)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.cvCert = cert
+	}
 	if c.ca != nil {
 		return c.ca, c.cvCert, nil
 	}
@@ -251,7 +258,7 @@ func (c *Card) caKeyObject(ctx context.Context) (*caKey, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c.ca, c.cvCert = ca, cert
+	c.ca, c.cvCert, c.caRaw = ca, cert, ans
 	return ca, cert, nil
 }
 
@@ -318,10 +325,34 @@ func (c *Card) dapp(ctx context.Context, grp *dhGroup, dh dhResult, cvCert []byt
 // ensureSM establishes secure messaging if there is no session: DF_CIE,
 // DH parameters, IFD-CA key and chip key (all cached per Card), DH (§4) and
 // DAPP (§6).
+//
+// On a Card of OpenProfile whose card has not proven its identity yet, a
+// handshake that fails because of the card's answers identifies the card
+// (confirm): another card is ErrCardChanged; the same card runs the
+// handshake once more with its public data read afresh. A successful DAPP
+// proves the identity: the chip signed with the profile's chip key and
+// answered with the profile's serial number.
 func (c *Card) ensureSM(ctx context.Context) error {
 	if c.smt != nil {
 		return nil
 	}
+	err := c.handshake(ctx)
+	if err == nil || !c.presumed || !profileMismatch(err) {
+		if err == nil {
+			c.presumed = false
+		}
+		return err
+	}
+	c.log.DebugContext(ctx, "cie: handshake with the profile's data failed, identifying the card", "err", err)
+	if err := c.confirm(ctx); err != nil {
+		return err
+	}
+	c.dropPublicData() // the same card: the profile's data were stale
+	return c.handshake(ctx)
+}
+
+// handshake runs ensureSM's steps once.
+func (c *Card) handshake(ctx context.Context) error {
 	if err := c.inCIE(ctx); err != nil {
 		return err
 	}

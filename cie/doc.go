@@ -18,4 +18,10 @@
 // needs it runs DH and DAPP again. After such a failure only idempotent
 // reads are retried, once; VERIFY, CHANGE REFERENCE DATA, RESET RETRY
 // COUNTER and signatures never are.
+//
+// A card seen before can be opened without any APDU with OpenProfile and
+// the Profile (public data: family, serial number, DH group, IFD-CA key,
+// chip key) a caller kept from an earlier Card; the card is then presumed
+// to be the profile's until device authentication proves it, and another
+// card is reported as ErrCardChanged before any PIN is sent.
 package cie

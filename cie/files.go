@@ -38,6 +38,35 @@ func (c *Card) readEF(ctx context.Context, fid uint16, size int) ([]byte, error)
 	if err := c.selectEF(ctx, fid); err != nil {
 		return nil, err
 	}
+	return c.readCurrent(ctx, fid, 0, size)
+}
+
+// readEFShort reads fid like readEF, but the first READ BINARY names the
+// file by its short EF identifier (P1 = 80 | sfi, offset 0 in P2, §3.1:
+// what NIS readers send to real cards), which selects it as it reads and
+// saves the SELECT; the next chunks use plain offsets in the file the SFI
+// selected (ISO/IEC 7816-4 §7.2.2). A card that refuses the short form
+// with a status word gets readEF. Under secure messaging readEF is used
+// from the start: a refusal there could end the session (and the PIN
+// verification with it).
+func (c *Card) readEFShort(ctx context.Context, fid uint16, sfi byte, size int) ([]byte, error) {
+	if c.smt != nil {
+		return c.readEF(ctx, fid, size)
+	}
+	b, err := c.readCurrent(ctx, fid, sfi, size)
+	if errors.Is(err, errNoSFI) {
+		c.log.DebugContext(ctx, "cie: short EF identifier refused, selecting by FID", "fid", fmt.Sprintf("%04X", fid), "err", err)
+		return c.readEF(ctx, fid, size)
+	}
+	return b, err
+}
+
+// errNoSFI: the card refused a READ BINARY by short EF identifier.
+var errNoSFI = errors.New("READ BINARY by short EF identifier refused")
+
+// readCurrent reads the current EF, or with sfi ≠ 0 the EF it names (see
+// readEFShort), with readEF's sizes and chunks.
+func (c *Card) readCurrent(ctx context.Context, fid uint16, sfi byte, size int) ([]byte, error) {
 	total := max(size, 0) // 0: not known yet
 	if size == readToEOF {
 		total = maxEFATR
@@ -52,9 +81,19 @@ func (c *Card) readEF(ctx context.Context, fid uint16, size int) ([]byte, error)
 		if total > 0 {
 			ne = min(ne, total-off)
 		}
-		r, err := c.exchange(ctx, apdu.Command{INS: insReadBinary, P1: byte(off >> 8), P2: byte(off), Ne: ne})
+		cmd := apdu.Command{INS: insReadBinary, P1: byte(off >> 8), P2: byte(off), Ne: ne}
+		if off == 0 && sfi != 0 {
+			cmd.P1, cmd.P2 = p1ReadBinarySFI|sfi, 0
+		}
+		r, err := c.exchange(ctx, cmd)
 		if err != nil {
+			if off == 0 && sfi != 0 && isStatus(err) && !recoverable(err) {
+				return nil, fmt.Errorf("%w: %w", errNoSFI, err)
+			}
 			return nil, fmt.Errorf("reading EF %04X at %d: %w", fid, off, err)
+		}
+		if off == 0 && sfi != 0 && r.SW != apdu.SWOK {
+			return nil, fmt.Errorf("%w: %w", errNoSFI, r.SW)
 		}
 		eof := false
 		switch r.SW {

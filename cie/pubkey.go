@@ -53,14 +53,14 @@ func parseRSAPublicKeyFile(b []byte) (*rsaFile, error) {
 }
 
 // keyFile reads and caches an EF holding an RSA public key.
-func (c *Card) keyFile(ctx context.Context, fid uint16, cache **rsaFile) (*rsaFile, error) {
+func (c *Card) keyFile(ctx context.Context, fid uint16, sfi byte, cache **rsaFile) (*rsaFile, error) {
 	if *cache != nil {
 		return *cache, nil
 	}
 	if err := c.inCIE(ctx); err != nil {
 		return nil, err
 	}
-	b, err := c.readEF(ctx, fid, readDER)
+	b, err := c.readEFShort(ctx, fid, sfi, readDER)
 	if err != nil {
 		return nil, err
 	}
@@ -73,11 +73,11 @@ func (c *Card) keyFile(ctx context.Context, fid uint16, cache **rsaFile) (*rsaFi
 }
 
 func (c *Card) chipKeyFile(ctx context.Context) (*rsaFile, error) {
-	return c.keyFile(ctx, fidIntKpub, &c.chip)
+	return c.keyFile(ctx, fidIntKpub, sfiIntKpub, &c.chip)
 }
 
 func (c *Card) serviziKeyFile(ctx context.Context) (*rsaFile, error) {
-	return c.keyFile(ctx, fidServiziKpb, &c.servizi)
+	return c.keyFile(ctx, fidServiziKpb, sfiServizi, &c.servizi)
 }
 
 // ChipPublicKey returns the public part of the chip authentication key 0x82
@@ -85,6 +85,9 @@ func (c *Card) serviziKeyFile(ctx context.Context) (*rsaFile, error) {
 func (c *Card) ChipPublicKey(ctx context.Context) (*rsa.PublicKey, error) {
 	var k *rsa.PublicKey
 	err := c.run(ctx, "reading the chip public key", true, func(ctx context.Context, _ *operation) error {
+		if err := c.confirm(ctx); err != nil {
+			return err
+		}
 		f, err := c.chipKeyFile(ctx)
 		if err == nil {
 			k = copyKey(f.key)
@@ -99,6 +102,9 @@ func (c *Card) ChipPublicKey(ctx context.Context) (*rsa.PublicKey, error) {
 func (c *Card) ServiziPublicKey(ctx context.Context) (*rsa.PublicKey, error) {
 	var k *rsa.PublicKey
 	err := c.run(ctx, "reading the servizi public key", true, func(ctx context.Context, _ *operation) error {
+		if err := c.confirm(ctx); err != nil {
+			return err
+		}
 		f, err := c.serviziKeyFile(ctx)
 		if err == nil {
 			k = copyKey(f.key)
@@ -124,6 +130,9 @@ func (c *Card) AuthenticateServizi(ctx context.Context, challenge []byte) ([]byt
 	}
 	var sig []byte
 	err := c.run(ctx, "authenticating the card", true, func(ctx context.Context, _ *operation) error {
+		if err := c.confirm(ctx); err != nil {
+			return err
+		}
 		f, err := c.serviziKeyFile(ctx)
 		if err != nil {
 			return err

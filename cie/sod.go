@@ -522,6 +522,9 @@ func (c *Card) ReadSOD(ctx context.Context) ([]byte, error) {
 }
 
 func (c *Card) readSOD(ctx context.Context) ([]byte, error) {
+	if err := c.confirm(ctx); err != nil {
+		return nil, err
+	}
 	if err := c.inCIE(ctx); err != nil {
 		return nil, err
 	}
@@ -556,6 +559,13 @@ func (c *Card) readEFDH(ctx context.Context) ([]byte, error) {
 func (c *Card) VerifySOD(ctx context.Context) (*SODReport, error) {
 	var rep *SODReport
 	err := c.run(ctx, "verifying the SOD", true, func(ctx context.Context, _ *operation) error {
+		if c.presumed {
+			// Check the card's own files, not a profile's copies.
+			if err := c.confirm(ctx); err != nil {
+				return err
+			}
+			c.dropPublicData()
+		}
 		var dh []byte
 		var err error
 		if c.efDH == nil && !c.pinOK {

@@ -16,14 +16,33 @@
 // C_Initialize.
 //
 // C_GetSlotList, C_GetSlotInfo and C_GetTokenInfo talk to no card, only to
-// the PC/SC service for presence. The card is opened once per insertion,
-// on the first call that needs the token (C_GetTokenInfo,
-// C_OpenSession, C_GetMechanismList): cie.Open (family, EF.SN.ICC,
-// EF.ID_Servizi), the certificate cache when the card has an entry, and
-// the PIN try counter (a VERIFY without data under secure messaging, which
-// C_Login then reuses; Config.SkipPINStatus turns it off). A card that is
-// not a CIE is CKR_TOKEN_NOT_RECOGNIZED for that insertion and is not
-// probed again.
+// the PC/SC service for presence. The token is made once per insertion, on
+// the first call that needs it (C_GetTokenInfo, C_OpenSession,
+// C_GetMechanismList):
+//
+//   - When the certificate cache names a card for the reader and the
+//     reader shows that card's ATR (certcache.ReaderRecord), the token is
+//     presented from the card's record: label, serial, model, certificate,
+//     public key and the last PIN counters, with no APDU and no connection
+//     (a browser's start-up costs the card nothing). The card is opened
+//     with cie.OpenProfile and connected at the first operation that needs
+//     it; a login then costs SELECT CIE, DH, DAPP and VERIFY. Cards of one
+//     family share their ATR, so the card is only presumed to be the
+//     recorded one until device authentication proves it (before any PIN
+//     is sent). Another card found there (cie.ErrCardChanged) is handled as
+//     the recorded card's removal: the reader is cleared from its record, the
+//     token dropped (its sessions end with CKR_DEVICE_REMOVED, the failing
+//     call returns it too), a slot event is queued, and the next call opens
+//     the card that is really there.
+//   - Otherwise the card is opened with cie.Open (family, EF.SN.ICC,
+//     EF.ID_Servizi: 5 APDUs) and completed from its record when it has
+//     one, or from the encrypted certificate entry of an older version.
+//
+// The PIN try counter is never read at start-up: the token flags come from
+// the record and are updated, with the record, by every PIN command (a
+// wrong PIN in one process shows in the next one's C_GetTokenInfo). A card
+// that is not a CIE is CKR_TOKEN_NOT_RECOGNIZED for that insertion and is
+// not probed again.
 //
 // # Token
 //
@@ -49,11 +68,12 @@
 // The card gives its certificate only after the PIN, and no other public
 // source of the holder's key exists: an unpaired card shows no object
 // before the first login. Pairing is that first login: the certificate is
-// read and stored in the certificate cache (package certcache: encrypted
-// and authenticated with a key only this card can derive, certificate only,
-// never PIN digits). From then on, in every process, certificate and public
-// key are there at insertion without a PIN. A cache entry that does not
-// decrypt is ignored and rewritten at the next login.
+// read and stored, with the card's public data, in the card's record of
+// the certificate cache (package certcache: public data only, never PIN
+// digits), with the reader it is in. From then on, in every
+// process, certificate and public key are there at insertion without a PIN
+// and without an APDU. A damaged record is ignored and rewritten at the
+// next login.
 //
 // # Login, PINs, signatures
 //

@@ -23,10 +23,12 @@ const (
 type Config struct {
 	// Source supplies readers and card connections. Required.
 	Source ReaderSource
-	// Cache keeps the holder certificates of the cards seen, so that
+	// Cache keeps the records of the cards seen (public data, the holder
+	// certificate once paired, the PIN counters) and which card each reader
+	// last held, so that a paired card is presented without any APDU and
 	// certificate and public key are visible without a login after the
-	// first one. Nil disables it: the objects then appear only after each
-	// login.
+	// first one. Nil disables it: every start-up opens the card, and the
+	// objects appear only after each login.
 	Cache *certcache.Cache
 	// Logger receives the module's diagnostics and the card protocol's
 	// debug records (never PINs, keys or data to be signed). Nil discards.
@@ -34,11 +36,6 @@ type Config struct {
 	// Rand is the randomness of the card protocol (DH, device
 	// authentication); nil means crypto/rand.
 	Rand io.Reader
-	// SkipPINStatus disables reading the PIN try counter when a card is
-	// first used. The read costs a secure-messaging handshake (which C_Login
-	// then reuses) and gives the token flags USER_PIN_COUNT_LOW, FINAL_TRY
-	// and LOCKED before any login.
-	SkipPINStatus bool
 	// LibraryVersion is reported by C_GetInfo.
 	LibraryVersion Version
 	// PIN, when set, is the module's own PIN dialog: the private key is
@@ -71,6 +68,9 @@ type Module struct {
 	byName map[string]*slot
 	known  []ReaderStatus
 	events []SlotID
+
+	swapMu  sync.Mutex // leaf lock: guards swapped only
+	swapped []SlotID   // slot events found with a slot's mu held (changed)
 
 	sessMu   sync.Mutex // leaf lock: guards sessions only
 	sessions map[SessionHandle]*session
@@ -206,9 +206,25 @@ func (m *Module) queue(id SlotID) {
 	}
 }
 
+// changed queues a slot event from code that holds the slot's mu (which
+// must not take m.mu): popEvent picks it up.
+func (m *Module) changed(id SlotID) {
+	m.swapMu.Lock()
+	defer m.swapMu.Unlock()
+	if !slices.Contains(m.swapped, id) {
+		m.swapped = append(m.swapped, id)
+	}
+}
+
 func (m *Module) popEvent() (SlotID, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.swapMu.Lock()
+	for _, id := range m.swapped {
+		m.queue(id)
+	}
+	m.swapped = nil
+	m.swapMu.Unlock()
 	if len(m.events) == 0 {
 		return 0, false
 	}

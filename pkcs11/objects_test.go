@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ciedesktop/cie-desktop/internal/ciesim"
@@ -43,18 +44,23 @@ func TestFirstLoginPairsTheCard(t *testing.T) {
 		t.Errorf("label after login %q, want the holder %q", got, want)
 	}
 
-	// The cache holds the certificate, 0600, nothing else.
+	// The cache holds the card's record, 0600 in a 0700 directory, no PIN
+	// digit.
 	entries, err := os.ReadDir(e.cache.Dir())
-	if err != nil || len(entries) != 1 {
+	if err != nil || len(entries) != 1 || !strings.HasSuffix(entries[0].Name(), ".card") {
 		t.Fatalf("cache directory: %v %v", entries, err)
 	}
-	st, _ := os.Stat(filepath.Join(e.cache.Dir(), entries[0].Name()))
+	path := filepath.Join(e.cache.Dir(), entries[0].Name())
+	st, _ := os.Stat(path)
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("cache file mode %v", st.Mode().Perm())
 	}
-	raw, _ := os.ReadFile(filepath.Join(e.cache.Dir(), entries[0].Name()))
+	raw, _ := os.ReadFile(path)
 	if bytes.Contains(raw, []byte(goodPIN)) || bytes.Contains(raw, []byte(goodPIN[:4])) && bytes.Contains(raw, []byte(goodPIN[4:])) {
 		t.Error("the cache file contains PIN digits")
+	}
+	if st, _ := os.Stat(e.cache.Dir()); st.Mode().Perm() != 0o700 {
+		t.Errorf("cache directory mode %v", st.Mode().Perm())
 	}
 
 	// After logout the private key hides, the rest stays.
@@ -84,16 +90,19 @@ func TestFirstLoginPairsTheCard(t *testing.T) {
 	if pin, _ := card.Tries(); pin != 3 {
 		t.Fatalf("PIN tries %d", pin)
 	}
-	t.Logf("insertion of a paired card: %d APDUs", apdus(card))
 	ti2, _ := other.TokenInfo(1)
 	if got := text(ti2.Label[:]); got != "MARIO ROSSI" {
 		t.Errorf("label of a paired card %q", got)
 	}
-	// The login on the paired card does not read the certificate again.
+	if n := apdus(card); n != 0 {
+		t.Errorf("insertion of a paired card: %d APDUs, want 0 (presented from its record)", n)
+	}
+	// The login on the paired card reads nothing again: SELECT CIE, DH,
+	// DAPP and VERIFY only.
 	card.ResetStats()
 	login(t, other, h2)
-	if n := apdus(card); n > 4 {
-		t.Errorf("login on a paired card sent %d APDUs; the secure channel of the insertion should be reused (VERIFY only)", n)
+	if n := apdus(card); n != 18 {
+		t.Errorf("login on a paired card sent %d APDUs, want 18 (SELECT CIE, DH 5, DAPP 11, VERIFY)", n)
 	}
 }
 

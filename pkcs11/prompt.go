@@ -97,7 +97,7 @@ func (m *Module) authenticate(h SessionHandle, explicit bool) error {
 					if !st.Verified {
 						t.pin.set(st.Remaining, st.Blocked)
 					}
-				} else if removed(err) {
+				} else if removed(err) || isCardChanged(err) {
 					return t.fail(err, "reading the PIN counter")
 				} else {
 					m.log.Info("pkcs11: reading the PIN counter", "slot", s.id, "err", err)

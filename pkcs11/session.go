@@ -223,6 +223,7 @@ func (t *token) pinFail(c *counter, err error, what string) error {
 		} else {
 			c.set(pe.Remaining, pe.Blocked)
 		}
+		t.persist(false)
 		t.slot.m.log.Info("pkcs11: "+what, "slot", t.slot.id, "err", err)
 		if pe.Blocked {
 			return CKR_PIN_LOCKED
@@ -250,6 +251,8 @@ func (t *token) fail(err error, what string) error {
 	case removed(err):
 		t.slot.dropToken("card removed")
 		return CKR_DEVICE_REMOVED
+	case isCardChanged(err):
+		return t.cardChanged()
 	case errors.Is(err, cie.ErrPINRequired):
 		t.logout()
 		return CKR_USER_NOT_LOGGED_IN
@@ -320,6 +323,7 @@ func (m *Module) Login(h SessionHandle, user UserType, pin []byte) error {
 			t.puk.ok()
 			t.login = loggedSO
 			t.soPUK = slices.Clone(pin)
+			t.persist(false)
 			return nil
 		}
 		return t.loginUser(m.ctx, pin)
@@ -343,9 +347,9 @@ func (t *token) loginUser(ctx context.Context, pin []byte) error {
 		}
 		t.setCert(cert)
 		t.storeCached(ctx)
-	} else if c := t.slot.m.cfg.Cache; c != nil && !c.Has(t.pan) {
-		t.storeCached(ctx) // the entry was removed (unpaired) meanwhile
+		return nil
 	}
+	t.persist(true) // the counters, a record removed (unpaired) meanwhile, the first record of a legacy entry
 	return nil
 }
 
@@ -379,6 +383,7 @@ func (m *Module) InitPIN(h SessionHandle, pin []byte) error {
 			return t.pinFail(&t.pin, err, "unblocking the PIN")
 		}
 		t.pin.ok()
+		t.persist(false)
 		return nil
 	})
 }
@@ -404,6 +409,7 @@ func (m *Module) SetPIN(h SessionHandle, oldPIN, newPIN []byte) error {
 			return t.pinFail(&t.pin, err, "changing the PIN")
 		}
 		t.pin.ok()
+		t.persist(false)
 		return nil
 	})
 }

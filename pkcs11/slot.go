@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ciedesktop/cie-desktop/apdu"
 	"github.com/ciedesktop/cie-desktop/certcache"
@@ -121,8 +122,17 @@ func (s *slot) token(ctx context.Context) (*token, error) {
 	return t, nil
 }
 
-// open connects to the card and reads what the token needs.
+// open returns the token of the card in the reader: presented from its
+// card record without any card I/O when the reader's ATR is the recorded
+// one (openRecorded), else opened with cie.Open (family, EF.SN.ICC,
+// EF.ID_Servizi) and completed from the card's record or, for a card
+// paired by an older version, from its encrypted certificate entry. The
+// PIN try counter is not read here: it comes from the record and is
+// updated by every PIN command.
 func (s *slot) open(ctx context.Context) (*token, error) {
+	if t := s.openRecorded(); t != nil {
+		return t, nil
+	}
 	m := s.m
 	conn, err := m.src.Connect(ctx, s.reader)
 	if err != nil {
@@ -150,31 +160,38 @@ func (s *slot) open(ctx context.Context) (*token, error) {
 		}
 		return nil, CKR_DEVICE_ERROR
 	}
-	t := &token{slot: s, conn: conn, card: card, family: card.Family().Name, pan: card.PAN(), idServizi: card.IDServizi()}
-	t.pin.max, t.puk.max = pinTries, pukTries
+	t := s.newToken(conn, card)
 	m.log.Debug("pkcs11: card opened", "slot", s.id, "family", t.family)
 
-	if c := m.cfg.Cache; c != nil && c.Has(t.pan) {
-		if err := t.loadCached(ctx, c); err != nil {
-			m.log.Info("pkcs11: cached certificate not used", "slot", s.id, "err", err)
-			if removed(err) {
-				s.tok = t
-				s.dropToken("card removed")
-				return nil, CKR_DEVICE_REMOVED
+	c := m.cfg.Cache
+	if c == nil || !c.Has(t.pan) {
+		return t, nil
+	}
+	rec, err := c.LoadRecord(t.pan)
+	if err == nil {
+		t.applyRecord(rec)
+		if rec.Reader != s.reader || !bytes.Equal(rec.ReaderATR, s.atr) {
+			rec.SeenIn(s.reader, s.atr, time.Now())
+			if err := c.StoreRecord(rec); err != nil {
+				m.log.Info("pkcs11: recording the reader's card", "slot", s.id, "err", err)
 			}
 		}
+		t.readerSaved = true
+		if t.cert != nil {
+			return t, nil
+		}
+	} else if !errors.Is(err, certcache.ErrNotFound) {
+		m.log.Info("pkcs11: card record not used", "slot", s.id, "err", err)
 	}
-	if !m.cfg.SkipPINStatus {
-		st, err := card.PINStatus(ctx)
-		switch {
-		case err == nil:
-			t.pin.set(st.Remaining, st.Blocked)
-		case removed(err):
+	if !c.HasEntry(t.pan) {
+		return t, nil
+	}
+	if err := t.loadCached(ctx, c); err != nil && !errors.Is(err, certcache.ErrNotFound) {
+		m.log.Info("pkcs11: cached certificate not used", "slot", s.id, "err", err)
+		if removed(err) {
 			s.tok = t
 			s.dropToken("card removed")
 			return nil, CKR_DEVICE_REMOVED
-		default:
-			m.log.Info("pkcs11: reading the PIN counter", "slot", s.id, "err", err)
 		}
 	}
 	return t, nil
@@ -245,6 +262,9 @@ type token struct {
 	soPUK    []byte // the PUK while the SO is logged in (C_InitPIN needs it); zeroed at logout
 
 	sessions map[SessionHandle]*session
+
+	saved       *certcache.Record // the card record as last read or written
+	readerSaved bool              // the record names this card's reader and ATR
 }
 
 // logout forgets the login: PKCS#11 state, the PUK and the card's
@@ -277,11 +297,17 @@ func (t *token) loadCached(ctx context.Context, c *certcache.Cache) error {
 	return nil
 }
 
-// storeCached writes the certificate to the cache, deriving the key if
-// needed. Failures are logged: the cache is a convenience.
+// storeCached writes the card's record with the certificate (persist);
+// for a card whose public data are not all known yet (no handshake ran)
+// it falls back to the encrypted certificate entry, which costs the
+// card-bound key. Failures are logged: the cache is a convenience.
 func (t *token) storeCached(ctx context.Context) {
 	c := t.slot.m.cfg.Cache
 	if c == nil || t.cert == nil {
+		return
+	}
+	if _, ok := t.card.Profile(); ok {
+		t.persist(true)
 		return
 	}
 	if t.key == nil {

@@ -77,10 +77,13 @@ func testBenchRun(t *testing.T, bin string) {
 		apdus, _ := strconv.Atoi(m[1])
 		toCard, _ := strconv.Atoi(m[2])
 		fromCard, _ := strconv.Atoi(m[3])
+		// Without a card, and with a paired card (presented from its
+		// record), start-up sends nothing.
+		silent := o == opStartNoCard || o == opStartPaired
 		switch {
-		case o == opStartNoCard && (apdus != 0 || toCard != 0 || fromCard != 0):
+		case silent && (apdus != 0 || toCard != 0 || fromCard != 0):
 			t.Errorf("%s: the card counted %d APDUs", o.name, apdus)
-		case o != opStartNoCard && (apdus == 0 || toCard < 4*apdus || fromCard < 2*apdus):
+		case !silent && (apdus == 0 || toCard < 4*apdus || fromCard < 2*apdus):
 			t.Errorf("%s: %d APDUs, %d bytes to the card, %d from it", o.name, apdus, toCard, fromCard)
 		}
 	}

@@ -19,9 +19,9 @@ func openCache() (*certcache.Cache, error) {
 	return certcache.New(dir), nil
 }
 
-// pair reads the certificate with the PIN and caches it, encrypted with the
-// card-bound key, so that browsers see it without a PIN from then on. The
-// cache never holds PIN digits.
+// pair reads the certificate with the PIN and stores the card's record
+// (certificate and public data), so that browsers see it without a PIN
+// from then on. The cache never holds PIN digits.
 func (a *app) pair(ctx context.Context, args []string) error {
 	if err := a.subFlags("pair", args, nil); err != nil {
 		return err
@@ -42,17 +42,17 @@ func (a *app) pair(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	key, err := certcache.KeyFor(ctx, s.card)
-	if err != nil {
+	// The card's record (certcache package doc): no key derivation, and
+	// the PKCS#11 module presents the card from it without any APDU.
+	if err := cache.StoreCard(s.card, cert); err != nil {
 		return err
 	}
-	defer key.Close()
-	if err := cache.Store(s.card.PAN(), key, cert.Raw); err != nil {
-		return err
+	if err := cache.SetReader(s.reader, s.card.PAN(), s.card.ATR()); err != nil {
+		a.log.Debug("recording the reader's card", "err", err)
 	}
 	h := cie.HolderFromCertificate(cert)
 	fmt.Fprintf(a.env.Stdout, "Card of %s %s paired: browsers now list its certificate without asking the PIN.\n", h.GivenName, h.Surname)
-	fmt.Fprintf(a.env.Stdout, "Only the certificate is stored (encrypted with a key only this card can give), never the PIN.\n")
+	fmt.Fprintf(a.env.Stdout, "Only the certificate and the card's public data are stored, never the PIN.\n")
 	return nil
 }
 
