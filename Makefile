@@ -8,7 +8,7 @@ CORE := ./apdu/... ./tlv/... ./sm/... ./cie/... ./certcache/... ./pkcs11/... ./s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help deps build module bench dist test test-package fuzz fuzz-ci check unit core e2e demo fuzz clean
+.PHONY: help deps build module msi bench dist test test-package fuzz fuzz-ci check unit core e2e demo fuzz clean
 
 help:
 	@echo "make demo   build, start pcscd + the virtual CIE + a local HTTPS login service, and log in with headless"
@@ -16,8 +16,9 @@ help:
 	@echo "make test   install prerequisites, then fmt/vet/deps checks, the CGO_ENABLED=0 core, and all tests with -race"
 	@echo "make build  build bin/cie, bin/cie-sim and bin/libcie-pkcs11.so"
 	@echo "make fuzz   run every fuzz target for FUZZTIME (default 10m)"
-	@echo "make dist   reproducible release artifacts in dist/ (deb, rpm, tar.gz)"
-	@echo "make test-package   install, exercise and purge the .deb on this machine (root; CI)"
+	@echo "make dist   reproducible release artifacts in dist/ (deb, rpm, tar.gz, Windows msi)"
+	@echo "make msi    the Windows installer dist/cie-desktop-<ver>-windows-amd64.msi, cross-compiled with mingw-w64"
+	@echo "make test-package   install, exercise and purge the .deb on this machine (root; CI); check the Windows msi"
 	@echo "make bench  APDUs, time and memory of every card operation at 0 and 20 ms per APDU; saves bench/<date>.txt"
 
 deps:
@@ -54,15 +55,21 @@ test: deps check core
 demo: build
 	@scripts/demo.sh
 
-# Release artifacts (deb, rpm, tar.gz, SHA256SUMS) in dist/, reproducibly.
+# Release artifacts (deb, rpm, tar.gz, msi, SHA256SUMS) in dist/, reproducibly.
 dist: deps
 	@scripts/dist.sh
 
+# The Windows installer alone (installer/windows/README.md).
+msi: deps
+	@installer/windows/build-msi.sh
+
 # Installs the .deb on this machine, checks p11-kit and a signature through
 # p11-kit-proxy against cie-sim, purges it and checks nothing is left.
-# Root only; meant for throw-away machines (CI).
+# Root only; meant for throw-away machines (CI). Then TestWindowsMSI builds
+# the MSI twice (same bytes), checks its tables and the DLL's exports.
 test-package: deps
-	$(GO) test -tags package -count=1 -timeout 20m -run TestDebPackage ./e2e
+	@scripts/install-deps.sh wine64
+	CIE_REQUIRE_WINE=1 $(GO) test -tags package -count=1 -timeout 40m -run 'TestDebPackage|TestWindowsMSI' ./e2e
 
 # Quick run: make bench BENCH_FLAGS='--big=false --reps 3'
 bench: build

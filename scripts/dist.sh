@@ -2,7 +2,10 @@
 # make dist: the release artifacts in dist/, reproducibly (two runs from the
 # same commit give the same bytes).
 #   dist/cie-desktop_<ver>-1_amd64.deb, dist/cie-desktop-<ver>-1.x86_64.rpm,
-#   dist/cie-desktop-<ver>-linux-amd64.tar.gz, dist/SHA256SUMS
+#   dist/cie-desktop-<ver>-linux-amd64.tar.gz,
+#   dist/cie-desktop-<ver>-windows-amd64.msi (installer/windows/build-msi.sh,
+#   cross-compiled with mingw-w64; DIST_WINDOWS=0 leaves it out),
+#   dist/SHA256SUMS
 # Reproducibility: -trimpath, -buildid=, the version stamped with -ldflags,
 # every timestamp = SOURCE_DATE_EPOCH (the last commit's time), sorted tar
 # entries with fixed owners. nfpm v2.45.2 is installed in bin/tools.
@@ -75,6 +78,15 @@ tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH
   --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
   -C "$STAGE/tree" -cf - "cie-desktop-$PKGVER" | gzip -n -9 >"$TGZ"
 
-(cd "$OUT" && sha256sum "$(basename "$DEB")" "$(basename "$RPM")" "$(basename "$TGZ")" >SHA256SUMS)
+ARTIFACTS=("$(basename "$DEB")" "$(basename "$RPM")" "$(basename "$TGZ")")
+
+# The Windows installer, with the same version and time.
+if [ "${DIST_WINDOWS:-1}" != 0 ]; then
+  rm -f "$OUT"/cie-desktop-*-windows-amd64.msi
+  VERSION=$VERSION DIST_DIR=$OUT installer/windows/build-msi.sh
+  ARTIFACTS+=("$(cd "$OUT" && ls cie-desktop-*-windows-amd64.msi)")
+fi
+
+(cd "$OUT" && sha256sum "${ARTIFACTS[@]}" >SHA256SUMS)
 echo "dist: artifacts in $OUT:"
-(cd "$OUT" && ls -l "$(basename "$DEB")" "$(basename "$RPM")" "$(basename "$TGZ")" && cat SHA256SUMS)
+(cd "$OUT" && ls -l "${ARTIFACTS[@]}" && cat SHA256SUMS)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages CIE Desktop needs to build, test and run its demo.
 # Idempotent: installs only what is missing. Needs root (or sudo) when something is missing.
+# Extra package names given as arguments are installed too (make test-package adds wine64).
 set -euo pipefail
 
-pkgs=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc gcc make pkgconf procps iproute2 ca-certificates gnutls-bin libnss3-tools libengine-pkcs11-openssl openssl p11-kit libgl1-mesa-dev xorg-dev xvfb xdotool x11-apps dbus-daemon poppler-utils chromium firefox-esr rpm)
+pkgs=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc gcc make pkgconf procps iproute2 ca-certificates gnutls-bin libnss3-tools libengine-pkcs11-openssl openssl p11-kit libgl1-mesa-dev xorg-dev xvfb xdotool x11-apps dbus-daemon poppler-utils chromium firefox-esr rpm gcc-mingw-w64-x86-64 wixl msitools faketime)
+pkgs+=("$@")
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,20 +1,7 @@
+// The PIN dialog shared by every platform; findDialog, which chooses the
+// pinentry program, is in dialog_unix.go and dialog_windows.go.
+
 package main
-
-/*
-#cgo LDFLAGS: -ldl
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <stdlib.h>
-
-// cie_module_path returns the path of this shared library (the file the
-// host application loaded), or NULL.
-static const char *cie_module_path(void) {
-	Dl_info info;
-	if (dladdr((void *)cie_module_path, &info) == 0 || info.dli_fname == NULL) return NULL;
-	return info.dli_fname;
-}
-*/
-import "C"
 
 import (
 	"context"
@@ -36,22 +23,6 @@ type dialog struct {
 	log     *slog.Logger
 	lang    string
 	program string // the host application, named in the dialog
-}
-
-// findDialog returns the PIN dialog, or nil when no pinentry program is
-// available: the module then has no sign on demand (package pkcs11).
-func findDialog(log *slog.Logger) *dialog {
-	dir := ""
-	if p := C.cie_module_path(); p != nil {
-		dir = filepath.Dir(C.GoString(p))
-	}
-	prog, ok := pinentry.Find(dir, pinentry.Lookup{})
-	if !ok {
-		log.Debug("pkcs11: no PIN dialog: applications log in with C_Login", "module_dir", dir)
-		return nil
-	}
-	log.Debug("pkcs11: PIN dialog", "program", prog.String())
-	return &dialog{prog: prog, log: log, lang: pinentry.Language(os.Getenv), program: hostName()}
 }
 
 // hostName names the application that loaded the module, for the dialog
@@ -103,4 +74,27 @@ func (d *dialog) PINLocked(ctx context.Context, r pkcs11.PINRequest) {
 	if err := d.prog.Message(ctx, d.prompt(r).LockedDialog()); err != nil {
 		d.log.Warn("pkcs11: showing the blocked PIN", "err", err)
 	}
+}
+
+// trayExe is the CIE Desktop app, whose `pinentry` subcommand is the PIN
+// dialog.
+const trayExe = "cie-tray.exe"
+
+// findWindowsProgram chooses the pinentry program on Windows (see
+// dialog_windows.go); it is here, without build tags, to be tested on
+// every platform.
+func findWindowsProgram(moduleDir string, getenv func(string) string, lookPath func(string) (string, error)) (pinentry.Program, bool) {
+	if strings.TrimSpace(getenv(pinentry.EnvProgram)) != "" {
+		return pinentry.Find(moduleDir, pinentry.Lookup{Getenv: getenv, LookPath: lookPath})
+	}
+	if moduleDir != "" {
+		path := filepath.Join(moduleDir, trayExe)
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+			return pinentry.Program{Path: path, Args: []string{"pinentry"}}, true
+		}
+	}
+	if path, err := lookPath(trayExe); err == nil {
+		return pinentry.Program{Path: path, Args: []string{"pinentry"}}, true
+	}
+	return pinentry.Program{}, false
 }

@@ -12,7 +12,8 @@
 // library is loaded and when C_Initialize succeeds; a call from another
 // process (a forked child) answers CKR_CRYPTOKI_NOT_INITIALIZED, and
 // C_Initialize there answers CKR_FUNCTION_FAILED, without entering Go.
-// CKF_INTERFACE_FORK_SAFE is therefore never offered.
+// CKF_INTERFACE_FORK_SAFE is therefore never offered. Windows has no
+// fork: there the pid checks always pass (mingw-w64 has getpid).
 
 #include <string.h>
 #include <sys/types.h>

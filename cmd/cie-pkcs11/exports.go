@@ -184,7 +184,7 @@ func goGetInfo(p C.CK_INFO_PTR) (rv C.CK_RV) {
 	}
 	p.cryptokiVersion = version(in.CryptokiVersion)
 	text(p.manufacturerID[:], in.ManufacturerID[:])
-	p.flags = C.CK_FLAGS(in.Flags)
+	C.cie_set_info_flags(p, C.CK_FLAGS(in.Flags))
 	text(p.libraryDescription[:], in.LibraryDescription[:])
 	p.libraryVersion = version(in.LibraryVersion)
 	return C.CKR_OK
@@ -453,11 +453,11 @@ func goGetAttributeValue(h C.CK_SESSION_HANDLE, obj C.CK_OBJECT_HANDLE, pTemplat
 	tmpl := make([]pkcs11.TemplateEntry, len(attrs))
 	for i, a := range attrs {
 		tmpl[i].Type = pkcs11.AttributeType(a._type)
-		if a.pValue == nil {
+		if v := C.cie_attribute_value(&attrs[i]); v == nil {
 			tmpl[i].SizeOnly = true
 		} else {
 			// A buffer longer than any value is as good as its first maxValue bytes.
-			tmpl[i].Buffer = unsafe.Slice((*byte)(a.pValue), min(a.ulValueLen, maxValue))
+			tmpl[i].Buffer = unsafe.Slice((*byte)(v), min(a.ulValueLen, maxValue))
 		}
 	}
 	err := m.GetAttributeValue(pkcs11.SessionHandle(h), pkcs11.ObjectHandle(obj), tmpl)
@@ -481,10 +481,11 @@ func goAttributes(p C.CK_ATTRIBUTE_PTR, count C.CK_ULONG) ([]pkcs11.Attribute, b
 	attrs := unsafe.Slice(p, count)
 	out := make([]pkcs11.Attribute, len(attrs))
 	for i, a := range attrs {
-		if a.ulValueLen > maxValue || (a.pValue == nil && a.ulValueLen != 0) {
+		v := C.cie_attribute_value(&attrs[i])
+		if a.ulValueLen > maxValue || (v == nil && a.ulValueLen != 0) {
 			return nil, false
 		}
-		out[i] = pkcs11.Attribute{Type: pkcs11.AttributeType(a._type), Value: C.GoBytes(unsafe.Pointer(a.pValue), C.int(a.ulValueLen))}
+		out[i] = pkcs11.Attribute{Type: pkcs11.AttributeType(a._type), Value: C.GoBytes(v, C.int(a.ulValueLen))}
 	}
 	return out, true
 }
@@ -544,7 +545,7 @@ func goSignInit(h C.CK_SESSION_HANDLE, pMech C.CK_MECHANISM_PTR, key C.CK_OBJECT
 	}
 	mech := pkcs11.Mechanism{Type: pkcs11.MechanismType(pMech.mechanism)}
 	if pMech.ulParameterLen > 0 {
-		mech.Parameter = C.GoBytes(unsafe.Pointer(pMech.pParameter), C.int(pMech.ulParameterLen))
+		mech.Parameter = C.GoBytes(C.cie_mechanism_parameter(pMech), C.int(pMech.ulParameterLen))
 	}
 	return ckrv(m.SignInit(pkcs11.SessionHandle(h), mech, pkcs11.ObjectHandle(key)))
 }

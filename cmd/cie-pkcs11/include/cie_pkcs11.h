@@ -30,4 +30,16 @@
 #pragma pack(pop, cryptoki)
 #endif
 
+/* Accessors for the struct fields Go cannot name on Windows. With 1-byte
+ * packing and a 32-bit CK_ULONG, CK_INFO.flags (offset 34),
+ * CK_ATTRIBUTE.pValue (offset 4) and CK_MECHANISM.pParameter (offset 4)
+ * are misaligned for Go, and cgo leaves misaligned fields out of its Go
+ * view of a struct (the other fields keep their C offsets: the Go view has
+ * padding in their place, and the same size). The Go code reads and
+ * writes these three fields through these functions on every platform.
+ * layout_test.go checks the offsets for both targets. */
+static inline void cie_set_info_flags(CK_INFO_PTR p, CK_FLAGS flags) { p->flags = flags; }
+static inline void *cie_attribute_value(CK_ATTRIBUTE_PTR a) { return a->pValue; }
+static inline void *cie_mechanism_parameter(CK_MECHANISM_PTR m) { return m->pParameter; }
+
 #endif /* CIE_PKCS11_H */
