@@ -1,10 +1,7 @@
 package cardsession
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,85 +109,4 @@ func ChooseReader(states []pcsc.ReaderStatus, want string) (pcsc.ReaderStatus, e
 		}
 	}
 	return withCard[0], nil
-}
-
-// Session is a CIE opened on a PC/SC reader. Close releases it; the
-// connection is shared, so other applications (a browser's PKCS#11
-// module) can use the card meanwhile.
-type Session struct {
-	// Reader is the PC/SC name of the reader.
-	Reader string
-	// Card is the opened CIE.
-	Card *cie.Card
-
-	pc   *pcsc.Context
-	conn *pcsc.Card
-}
-
-// Close closes the card, the connection and the PC/SC context. It is safe
-// to call more than once.
-func (s *Session) Close() error {
-	var errs []error
-	if s.Card != nil {
-		errs = append(errs, s.Card.Close())
-		s.Card = nil
-	}
-	if s.conn != nil {
-		errs = append(errs, s.conn.Close())
-		s.conn = nil
-	}
-	if s.pc != nil {
-		errs = append(errs, s.pc.Release())
-		s.pc = nil
-	}
-	return errors.Join(errs...)
-}
-
-// Open connects to the PC/SC service, chooses the reader with
-// ChooseReader(want) and opens the CIE on it with cie.Open. logger may be
-// nil. The caller closes the Session.
-func Open(ctx context.Context, want string, logger *slog.Logger) (*Session, error) {
-	pc, err := pcsc.Establish()
-	if err != nil {
-		return nil, err
-	}
-	s := &Session{pc: pc}
-	names, err := pc.Readers()
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	states := make([]pcsc.ReaderStatus, 0, len(names))
-	for _, n := range names {
-		st, err := pc.Status(ctx, n)
-		if err != nil {
-			st = pcsc.ReaderStatus{Name: n}
-		}
-		states = append(states, st)
-	}
-	chosen, err := ChooseReader(states, want)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.Reader = chosen.Name
-	if logger != nil {
-		logger.Debug("connecting", "reader", s.Reader)
-	}
-	s.conn, err = pc.Connect(ctx, s.Reader)
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("connecting to %q: %w", s.Reader, err)
-	}
-	atr, err := s.conn.ATR()
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("reading the ATR: %w", err)
-	}
-	s.Card, err = cie.Open(ctx, s.conn, atr, &cie.Options{Logger: logger})
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
 }

@@ -11,11 +11,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ciedesktop/cie-desktop/cie"
+	"github.com/ciedesktop/cie-desktop/internal/cardsession"
 	"github.com/ciedesktop/cie-desktop/pcsc"
 )
 
@@ -197,144 +197,18 @@ func (a *app) readers(ctx context.Context, args []string) error {
 	return nil
 }
 
-// session is an open card on a chosen reader.
-type session struct {
-	pc     *pcsc.Context
-	conn   *pcsc.Card
-	card   *cie.Card
-	reader string
-	held   bool // a transaction keeps the card for this command
-}
-
-// hold keeps the card for the rest of the command (one PC/SC transaction;
-// the card operations nest theirs in it), so that no other application, a
-// browser's PKCS#11 module for one, runs its own secure-messaging handshake
-// between the PIN verification and the operations that need it: that
-// would end this command's session and the verified PIN with it.
-func (s *session) hold(ctx context.Context) error {
-	if err := s.conn.BeginTransaction(ctx); err != nil {
-		return err
+// open chooses the reader (--reader, or the one with the CIE) and opens the
+// card on it through package cardsession: from the card's record when the
+// card is paired and recorded in that reader (cardsession.OpenWith), the
+// full way otherwise. The session's Close keeps the record up to date.
+func (a *app) open(ctx context.Context) (*cardsession.Session, error) {
+	opts := &cardsession.Options{Logger: a.log}
+	if cache, err := openCache(); err == nil {
+		opts.Cache = cache
+	} else {
+		a.log.Debug("card records not used", "err", err)
 	}
-	s.held = true
-	return nil
-}
-
-func (s *session) close() {
-	if s.card != nil {
-		s.card.Close()
-	}
-	if s.held {
-		s.conn.EndTransaction(context.Background())
-	}
-	if s.conn != nil {
-		s.conn.Close()
-	}
-	if s.pc != nil {
-		s.pc.Release()
-	}
-}
-
-// open chooses the reader (--reader, or the first with a card) and opens the CIE on it.
-func (a *app) open(ctx context.Context) (*session, error) {
-	pc, err := pcsc.Establish()
-	if err != nil {
-		return nil, err
-	}
-	s := &session{pc: pc}
-	names, err := pc.Readers()
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	if len(names) == 0 {
-		s.close()
-		return nil, pcsc.ErrNoReaders
-	}
-	reader, err := a.chooseReader(ctx, pc, names)
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	s.reader = reader
-	a.log.Debug("connecting", "reader", reader)
-	s.conn, err = pc.Connect(ctx, reader)
-	if err != nil {
-		s.close()
-		return nil, fmt.Errorf("connecting to %q: %w", reader, err)
-	}
-	atr, err := s.conn.ATR()
-	if err != nil {
-		s.close()
-		return nil, fmt.Errorf("reading the ATR: %w", err)
-	}
-	s.card, err = cie.Open(ctx, s.conn, atr, &cie.Options{Logger: a.log})
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	return s, nil
-}
-
-func (a *app) chooseReader(ctx context.Context, pc *pcsc.Context, names []string) (string, error) {
-	if a.reader != "" {
-		name, err := a.namedReader(names)
-		if err != nil {
-			return "", err
-		}
-		if st, err := pc.Status(ctx, name); err == nil && !st.Present {
-			return "", &noCardError{reader: name}
-		}
-		return name, nil
-	}
-	var withCard []string
-	for _, n := range names {
-		st, err := pc.Status(ctx, n)
-		if err == nil && st.Present {
-			withCard = append(withCard, n)
-		}
-	}
-	switch len(withCard) {
-	case 0:
-		if len(names) == 1 {
-			return "", &noCardError{reader: names[0]}
-		}
-		return "", &noCardError{}
-	case 1:
-		return withCard[0], nil
-	}
-	// Several cards: take the first CIE by ATR, else the first card.
-	for _, n := range withCard {
-		if st, err := pc.Status(ctx, n); err == nil {
-			if _, ok := cie.FamilyByATR(st.ATR); ok {
-				return n, nil
-			}
-		}
-	}
-	return withCard[0], nil
-}
-
-// namedReader resolves --reader: a number from 'cie readers', an exact name,
-// or a case-insensitive part of one name.
-func (a *app) namedReader(names []string) (string, error) {
-	if i, err := strconv.Atoi(a.reader); err == nil && i >= 0 && i < len(names) {
-		return names[i], nil
-	}
-	var match []string
-	for _, n := range names {
-		if n == a.reader {
-			return n, nil
-		}
-		if strings.Contains(strings.ToLower(n), strings.ToLower(a.reader)) {
-			match = append(match, n)
-		}
-	}
-	switch len(match) {
-	case 1:
-		return match[0], nil
-	case 0:
-		return "", &usageError{fmt.Sprintf("no reader matches %q; readers: %s", a.reader, strings.Join(names, ", "))}
-	}
-	return "", &usageError{fmt.Sprintf("%q matches several readers: %s", a.reader, strings.Join(match, ", "))}
+	return cardsession.OpenWith(ctx, a.reader, opts)
 }
 
 func (a *app) status(ctx context.Context, args []string) error {
@@ -345,10 +219,10 @@ func (a *app) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	c := s.card
+	defer s.Close()
+	c := s.Card
 	w := a.env.Stdout
-	fmt.Fprintf(w, "Reader:       %s\n", s.reader)
+	fmt.Fprintf(w, "Reader:       %s\n", s.Reader)
 	fmt.Fprintf(w, "Card:         CIE 3.0, chip %s\n", c.Family().Name)
 	fmt.Fprintf(w, "ATR:          % X\n", c.ATR())
 	fmt.Fprintf(w, "ID Servizi:   %s\n", c.IDServizi())
@@ -359,17 +233,16 @@ func (a *app) status(ctx context.Context, args []string) error {
 	} else {
 		return err
 	}
-	if st, err := c.PINStatus(ctx); err == nil {
-		fmt.Fprintf(w, "PIN:          %s\n", statusLine(st, "PIN"))
-	} else {
+	// The tries left come from the card, never from the record: s.PIN was
+	// read when the session opened, the PUK state is read now.
+	fmt.Fprintf(w, "PIN:          %s\n", statusLine(s.PIN, "PIN"))
+	st, err := c.PUKStatus(ctx)
+	if err != nil {
 		return err
 	}
-	if st, err := c.PUKStatus(ctx); err == nil {
-		fmt.Fprintf(w, "PUK:          %s\n", statusLine(st, "PUK"))
-	} else {
-		return err
-	}
-	if cert := cachedCertificate(ctx, c); cert != nil {
+	s.NoteStatus(cie.PUK, st)
+	fmt.Fprintf(w, "PUK:          %s\n", statusLine(st, "PUK"))
+	if cert := a.pairedCertificate(ctx, s); cert != nil {
 		h := cie.HolderFromCertificate(cert)
 		fmt.Fprintf(w, "Holder:       %s %s, codice fiscale %s\n", h.GivenName, h.Surname, h.FiscalCode)
 		fmt.Fprintf(w, "Certificate:  valid until %s; paired on this computer\n", cert.NotAfter.Format("2006-01-02"))
@@ -404,11 +277,11 @@ func (a *app) cert(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	if err := a.verifyPIN(ctx, s); err != nil {
 		return err
 	}
-	cert, err := s.card.Certificate(ctx)
+	cert, err := s.ReadCertificate(ctx)
 	if err != nil {
 		return err
 	}
@@ -430,14 +303,11 @@ func (a *app) cert(ctx context.Context, args []string) error {
 	return nil
 }
 
-// verifyPIN shows the tries left, asks the PIN and verifies it once; from
-// then on the command holds the card (session.hold).
-func (a *app) verifyPIN(ctx context.Context, s *session) error {
-	c := s.card
-	st, err := c.PINStatus(ctx)
-	if err != nil {
-		return err
-	}
+// verifyPIN shows the tries left (read from the card when the session
+// opened), asks the PIN and verifies it once; from then on the command
+// holds the card (cardsession.Session.Hold).
+func (a *app) verifyPIN(ctx context.Context, s *cardsession.Session) error {
+	st := s.PIN
 	if st.Verified {
 		return nil
 	}
@@ -452,10 +322,15 @@ func (a *app) verifyPIN(ctx context.Context, s *session) error {
 	if err := cie.ValidatePIN(pin); err != nil {
 		return &inputError{"the PIN must be exactly 8 digits: the first 4 from the municipality receipt, the last 4 from the letter that came with the card."}
 	}
-	if err := s.hold(ctx); err != nil {
+	if err := s.Hold(ctx); err != nil {
 		return err
 	}
-	return c.VerifyPIN(ctx, pin)
+	if err := s.Card.VerifyPIN(ctx, pin); err != nil {
+		s.NoteError(err)
+		return err
+	}
+	s.NoteVerified(cie.PIN)
+	return nil
 }
 
 func (a *app) pin(ctx context.Context, args []string) error {
@@ -479,11 +354,8 @@ func (a *app) pinChange(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	st, err := s.card.PINStatus(ctx)
-	if err != nil {
-		return err
-	}
+	defer s.Close()
+	st := s.PIN // read from the card when the session opened
 	if st.Blocked {
 		return &cie.PINError{Ref: cie.PIN, Blocked: true}
 	}
@@ -500,9 +372,11 @@ func (a *app) pinChange(ctx context.Context, args []string) error {
 		return err
 	}
 	defer clear(newPIN)
-	if err := s.card.ChangePIN(ctx, oldPIN, newPIN); err != nil {
+	if err := s.Card.ChangePIN(ctx, oldPIN, newPIN); err != nil {
+		s.NoteError(err)
 		return err
 	}
+	s.NoteVerified(cie.PIN)
 	fmt.Fprintln(a.env.Stdout, "PIN changed. Write down the new PIN and keep it away from the card.")
 	return nil
 }
@@ -515,11 +389,12 @@ func (a *app) pinUnblock(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	st, err := s.card.PUKStatus(ctx)
+	defer s.Close()
+	st, err := s.Card.PUKStatus(ctx)
 	if err != nil {
 		return err
 	}
+	s.NoteStatus(cie.PUK, st)
 	if st.Blocked {
 		return &cie.PINError{Ref: cie.PUK, Blocked: true}
 	}
@@ -536,9 +411,12 @@ func (a *app) pinUnblock(ctx context.Context, args []string) error {
 		return err
 	}
 	defer clear(newPIN)
-	if err := s.card.UnblockPIN(ctx, puk, newPIN); err != nil {
+	if err := s.Card.UnblockPIN(ctx, puk, newPIN); err != nil {
+		s.NoteError(err)
 		return err
 	}
+	s.NoteVerified(cie.PUK)
+	s.NoteVerified(cie.PIN)
 	fmt.Fprintln(a.env.Stdout, "PIN unblocked and replaced by the new PIN.")
 	return nil
 }

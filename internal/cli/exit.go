@@ -8,6 +8,7 @@ import (
 
 	"github.com/ciedesktop/cie-desktop/apdu"
 	"github.com/ciedesktop/cie-desktop/cie"
+	"github.com/ciedesktop/cie-desktop/internal/cardsession"
 	"github.com/ciedesktop/cie-desktop/pcsc"
 	"github.com/ciedesktop/cie-desktop/sm"
 )
@@ -28,16 +29,6 @@ const (
 	ExitNotValid    = 11 // cie verify: a signature is not valid, not trusted, or missing
 )
 
-// errNoCardIn reports an empty reader.
-type noCardError struct{ reader string }
-
-func (e *noCardError) Error() string {
-	if e.reader == "" {
-		return "no CIE found: put your card on the reader"
-	}
-	return fmt.Sprintf("no card in the reader %q: put your CIE on it", e.reader)
-}
-
 // usageError is a command-line mistake.
 type usageError struct{ msg string }
 
@@ -53,7 +44,8 @@ func describe(err error) (string, int) {
 	var (
 		pinErr   *cie.PINError
 		unsupErr *cie.UnsupportedCardError
-		noCard   *noCardError
+		noCard   *cardsession.NoCardError
+		match    *cardsession.ReaderMatchError
 		usage    *usageError
 		input    *inputError
 		notValid *notValidError
@@ -63,6 +55,8 @@ func describe(err error) (string, int) {
 		return notValid.Error(), ExitNotValid
 	case errors.As(err, &usage):
 		return usage.msg, ExitUsage
+	case errors.As(err, &match):
+		return match.Error(), ExitUsage
 	case errors.As(err, &input):
 		return input.msg + " Nothing was sent to the card.", ExitBadInput
 	case errors.Is(err, cie.ErrInvalidPIN):

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ciedesktop/cie-desktop/apdu"
 	"github.com/ciedesktop/cie-desktop/cie"
+	"github.com/ciedesktop/cie-desktop/internal/cardsession"
 	"github.com/ciedesktop/cie-desktop/pcsc"
 )
 
@@ -21,7 +22,9 @@ func TestDescribe(t *testing.T) {
 	}{
 		{fmt.Errorf("establishing: %w", pcsc.ErrNoService), ExitNoReader, "pcscd) is not running"},
 		{pcsc.ErrNoReaders, ExitNoReader, "no smart card reader found"},
-		{&noCardError{reader: "R"}, ExitNoCard, `no card in the reader "R"`},
+		{&cardsession.NoCardError{Reader: "R"}, ExitNoCard, `no card in the reader "R"`},
+		{&cardsession.NoCardError{}, ExitNoCard, "no CIE found"},
+		{&cardsession.ReaderMatchError{Want: "x", Readers: []string{"A"}}, ExitUsage, `no reader matches "x"`},
 		{fmt.Errorf("x: %w", apdu.ErrCardRemoved), ExitNoCard, "card was removed"},
 		{fmt.Errorf("x: %w", apdu.ErrNoCard), ExitNoCard, "no card in the reader"},
 		{&cie.UnsupportedCardError{ATR: []byte{0x3B, 0x02}}, ExitUnsupported, "unsupported card (ATR 3B02)"},

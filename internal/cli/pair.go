@@ -8,6 +8,7 @@ import (
 
 	"github.com/ciedesktop/cie-desktop/certcache"
 	"github.com/ciedesktop/cie-desktop/cie"
+	"github.com/ciedesktop/cie-desktop/internal/cardsession"
 )
 
 // openCache opens the certificate cache the PKCS#11 module uses.
@@ -26,29 +27,22 @@ func (a *app) pair(ctx context.Context, args []string) error {
 	if err := a.subFlags("pair", args, nil); err != nil {
 		return err
 	}
-	cache, err := openCache()
-	if err != nil {
+	if _, err := openCache(); err != nil {
 		return err
 	}
 	s, err := a.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	if err := a.verifyPIN(ctx, s); err != nil {
-		return err
-	}
-	cert, err := s.card.Certificate(ctx)
-	if err != nil {
 		return err
 	}
 	// The card's record (certcache package doc): no key derivation, and
 	// the PKCS#11 module presents the card from it without any APDU.
-	if err := cache.StoreCard(s.card, cert); err != nil {
+	cert, err := s.Pair(ctx)
+	if err != nil {
 		return err
-	}
-	if err := cache.SetReader(s.reader, s.card.PAN(), s.card.ATR()); err != nil {
-		a.log.Debug("recording the reader's card", "err", err)
 	}
 	h := cie.HolderFromCertificate(cert)
 	fmt.Fprintf(a.env.Stdout, "Card of %s %s paired: browsers now list its certificate without asking the PIN.\n", h.GivenName, h.Surname)
@@ -56,7 +50,9 @@ func (a *app) pair(ctx context.Context, args []string) error {
 	return nil
 }
 
-// unpair removes the card's cached certificate.
+// unpair removes what the cache holds of the card: its record and any
+// encrypted certificate entry. The card is identified the full way (its
+// record is not used: it is what goes), which reads the PAN in 6 APDUs.
 func (a *app) unpair(ctx context.Context, args []string) error {
 	if err := a.subFlags("unpair", args, nil); err != nil {
 		return err
@@ -65,12 +61,12 @@ func (a *app) unpair(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.open(ctx)
+	s, err := cardsession.OpenWith(ctx, a.reader, &cardsession.Options{Logger: a.log, IdentifyOnly: true})
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	switch err := cache.Remove(s.card.PAN()); {
+	defer s.Close()
+	switch err := cache.Remove(s.Card.PAN()); {
 	case errors.Is(err, certcache.ErrNotFound):
 		fmt.Fprintln(a.env.Stdout, "This card was not paired on this computer: nothing to remove.")
 		return nil
@@ -81,20 +77,27 @@ func (a *app) unpair(ctx context.Context, args []string) error {
 	return nil
 }
 
-// cachedCertificate returns the card's certificate from the cache, or nil
-// when the card is not paired or the entry does not open with this card's key.
-func cachedCertificate(ctx context.Context, c *cie.Card) *x509.Certificate {
+// pairedCertificate returns the card's certificate when the card is paired
+// on this computer: the one of its record (the session's handshake proved
+// the card is the record's), else an older encrypted entry, which the card
+// opens with its key (certcache.KeyFor); nil when the card is not paired.
+func (a *app) pairedCertificate(ctx context.Context, s *cardsession.Session) *x509.Certificate {
+	if cert := s.CachedCertificate(); cert != nil {
+		return cert
+	}
 	cache, err := openCache()
-	if err != nil || !cache.Has(c.PAN()) {
+	if err != nil || !cache.HasEntry(s.Card.PAN()) {
 		return nil
 	}
-	key, err := certcache.KeyFor(ctx, c)
+	key, err := certcache.KeyFor(ctx, s.Card)
 	if err != nil {
+		a.log.Debug("deriving the certificate cache key", "err", err)
 		return nil
 	}
 	defer key.Close()
-	cert, err := cache.Load(c.PAN(), key)
+	cert, err := cache.Load(s.Card.PAN(), key)
 	if err != nil {
+		a.log.Debug("reading the certificate cache", "err", err)
 		return nil
 	}
 	return cert

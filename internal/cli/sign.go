@@ -206,17 +206,20 @@ func (a *app) sign(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	if err := a.verifyPIN(ctx, s); err != nil {
 		return err
 	}
-	cert, err := s.card.Certificate(ctx)
+	// The paired card's certificate comes from its record (the session's
+	// handshake proved the card is the record's); package sign checks the
+	// signature against it anyway.
+	cert, err := s.Certificate(ctx)
 	if err != nil {
 		return err
 	}
 	id := sign.IdentityOf(cert)
 	fmt.Fprintf(a.env.Stderr, "Signing %s as %s (codice fiscale %s)\n", in, id.Name, id.FiscalCode)
-	opts := sign.Options{Signer: s.card.Signer(cert), Chain: []*x509.Certificate{cert}}
+	opts := sign.Options{Signer: s.Card.Signer(cert), Chain: []*x509.Certificate{cert}}
 	bar := a.progressBar("Signing", size)
 	opts.Progress = bar.update
 
