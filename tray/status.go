@@ -172,12 +172,16 @@ func ProbeWith(open Opener, cache *certcache.Cache, logger *slog.Logger) Prober 
 			return troubled(st, err, logger)
 		}
 		defer s.Close()
-		return readStatus(ctx, st, s.Card, cache, logger)
+		return readStatus(ctx, st, s, cache, logger)
 	}
 }
 
-// readStatus fills st from an open card.
-func readStatus(ctx context.Context, st Status, card *cie.Card, cache *certcache.Cache, logger *slog.Logger) Status {
+// readStatus fills st from an open card, and notes the PIN and PUK state
+// for the card's record (written when the session closes). The holder's
+// name comes from the record's certificate, else from a legacy encrypted
+// entry in cache (nil: none).
+func readStatus(ctx context.Context, st Status, s *cardsession.Session, cache *certcache.Cache, logger *slog.Logger) Status {
+	card := s.Card
 	st.Family = card.Family().Name
 	st.PAN = card.PAN()
 	if st.ATR == nil {
@@ -192,7 +196,13 @@ func readStatus(ctx context.Context, st Status, card *cie.Card, cache *certcache
 		return troubled(st, err, logger)
 	}
 	st.PIN, st.PUK, st.TriesKnown = pin, puk, true
-	st.Holder = cachedHolder(ctx, cache, card, logger)
+	s.NoteStatus(cie.PIN, pin)
+	s.NoteStatus(cie.PUK, puk)
+	if cert := s.CachedCertificate(); cert != nil {
+		st.Holder = HolderName(cie.HolderFromCertificate(cert))
+	} else {
+		st.Holder = cachedHolder(ctx, cache, card, logger)
+	}
 	return st
 }
 
@@ -217,8 +227,9 @@ func troubled(st Status, err error, logger *slog.Logger) Status {
 	return st
 }
 
-// cachedHolder reads the holder's name from the certificate cache (the
-// card proves the entry is its own with the servizi key, no PIN needed).
+// cachedHolder reads the holder's name from a legacy encrypted entry of
+// the certificate cache (the card proves the entry is its own with the
+// servizi key, no PIN needed).
 func cachedHolder(ctx context.Context, cache *certcache.Cache, card *cie.Card, logger *slog.Logger) string {
 	if cache == nil || !cache.Has(card.PAN()) {
 		return ""

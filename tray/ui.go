@@ -501,7 +501,7 @@ func (u *UI) withCard(ctx context.Context, fn func(ctx context.Context, c *cie.C
 	defer s.Close()
 	err = fn(ctx, s.Card)
 	if ctx.Err() == nil {
-		st := readStatus(ctx, Status{Presence: CIEPresent, Reader: s.Reader}, s.Card, nil, u.log)
+		st := readStatus(ctx, Status{Presence: CIEPresent, Reader: s.Reader}, s, nil, u.log)
 		if st.Presence == CIEPresent {
 			if cur := u.Status(); cur.PAN == st.PAN {
 				st.Holder = cur.Holder
