@@ -15,7 +15,7 @@ import (
 // above need no import of this package to recognise them.
 var (
 	// ErrNoService: the PC/SC daemon is not running (or stopped while in use).
-	ErrNoService = errors.New("the smart card service (pcscd) is not running")
+	ErrNoService = errors.New("the smart card service (" + ServiceName + ") is not running")
 	// ErrNoReaders: the PC/SC daemon runs but no reader is connected.
 	ErrNoReaders = errors.New("no smart card reader is connected")
 	// ErrClosed: the Card or Context was already closed or released.
@@ -65,8 +65,8 @@ func sentinel(code scard.Error) error {
 // pcsc_stringify_error's texts ("Card was reset.") are terse; these say what
 // happened and, where it helps, what to do.
 var codeTexts = map[scard.Error]string{
-	scard.ErrNoService:          "the smart card service (pcscd) is not running",
-	scard.ErrServiceStopped:     "the smart card service (pcscd) stopped",
+	scard.ErrNoService:          "the smart card service (" + ServiceName + ") is not running",
+	scard.ErrServiceStopped:     "the smart card service (" + ServiceName + ") stopped",
 	scard.ErrNoReadersAvailable: "no smart card reader is connected",
 	scard.ErrUnknownReader:      "the reader is not connected (was it unplugged?)",
 	scard.ErrReaderUnavailable:  "the reader is not available (was it unplugged?)",

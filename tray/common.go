@@ -3,6 +3,7 @@ package tray
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -175,7 +176,7 @@ func (u *UI) problemText(err error) string {
 	case cardsession.ProblemCancelled:
 		return u.T("problem.cancelled")
 	case cardsession.ProblemNoService:
-		return u.T("problem.no_service")
+		return u.T(noServiceKey())
 	case cardsession.ProblemNoReader:
 		return u.T("problem.no_reader")
 	case cardsession.ProblemReaderMatch:
@@ -366,4 +367,16 @@ func newTextEntry(hint string, esc func()) *escEntry {
 	e.PlaceHolder = hint
 	e.ExtendBaseWidget(e)
 	return e
+}
+
+// noServiceKey is the message for a PC/SC service that is not running: the
+// service and how to start it depend on the operating system.
+func noServiceKey() string {
+	switch runtime.GOOS {
+	case "windows":
+		return "problem.no_service_windows"
+	case "darwin":
+		return "problem.no_service_darwin"
+	}
+	return "problem.no_service"
 }

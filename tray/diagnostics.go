@@ -152,7 +152,7 @@ func (d Diagnostics) Report(c *Catalogue) string {
 	if d.Service {
 		line(c.T("diag.service"), c.T("diag.running"))
 	} else {
-		line(c.T("diag.service"), c.T("diag.not_running")+" — "+c.T("problem.no_service"))
+		line(c.T("diag.service"), c.T("diag.not_running")+" — "+c.T(noServiceKey()))
 	}
 	if d.Service {
 		if len(d.Readers) == 0 {

@@ -64,7 +64,7 @@ func describe(err error) (string, int) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "interrupted: the operation did not complete", ExitCancelled
 	case errors.Is(err, pcsc.ErrNoService):
-		return "the smart card service (pcscd) is not running: start it (for example: sudo systemctl start pcscd.socket) and try again", ExitNoReader
+		return "the smart card service (" + pcsc.ServiceName + ") is not running: " + pcsc.StartServiceHint + " and try again", ExitNoReader
 	case errors.Is(err, pcsc.ErrNoReaders):
 		return "no smart card reader found: connect your USB or NFC reader and try again", ExitNoReader
 	case errors.As(err, &noCard):
