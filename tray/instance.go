@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -14,10 +15,15 @@ import (
 
 // InstancePath returns the socket through which a second cie-tray asks the
 // running one to open a window: $XDG_RUNTIME_DIR/cie-tray.sock, or
-// cie-tray-<uid>/cie-tray.sock in the temporary directory.
+// cie-tray-<uid>/cie-tray.sock in the temporary directory (on Windows,
+// whose temporary directory is the user's own, cie-tray\cie-tray.sock
+// there).
 func InstancePath() string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "cie-tray.sock")
+	}
+	if runtime.GOOS == "windows" {
+		return filepath.Join(os.TempDir(), "cie-tray", "cie-tray.sock")
 	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("cie-tray-%d", os.Getuid()), "cie-tray.sock")
 }
@@ -37,7 +43,10 @@ func ListenInstance(path string) (net.Listener, error) {
 		if err == nil {
 			return ln, nil
 		}
-		if !errors.Is(err, syscall.EADDRINUSE) {
+		// EADDRINUSE on Unix, WSAEADDRINUSE on Windows: whatever the
+		// error, a socket file in the way is either a running instance
+		// or a stale one.
+		if _, serr := os.Lstat(path); serr != nil {
 			return nil, fmt.Errorf("creating the instance socket: %w", err)
 		}
 		c, derr := net.DialTimeout("unix", path, time.Second)
