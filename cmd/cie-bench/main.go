@@ -98,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // The operations, in table order.
 var (
+	opFloor = &op{name: "Go runtime floor",
+		legend: "dlopen + first call of an empty Go c-shared library built like the module: what any Go module pays before its own code runs; timed inside the harness"}
 	opStartNoCard = &op{name: "p11 start-up, no card",
 		legend: "dlopen + C_GetFunctionList + C_Initialize + C_GetSlotList + C_GetSlotInfo (all slots), the reader empty; timed inside the harness"}
 	opStartUnpaired = &op{name: "p11 start-up, card not paired",
@@ -132,7 +134,7 @@ var (
 		legend: "the same, detached (`--detached`): hashing only"}
 )
 
-var allOps = []*op{opStartNoCard, opStartUnpaired, opStartPaired, opPairP11, opPairCLI, opLogin, opSign1, opSign2,
+var allOps = []*op{opFloor, opStartNoCard, opStartUnpaired, opStartPaired, opPairP11, opPairCLI, opLogin, opSign1, opSign2,
 	opLoginSign, opStatus, opPINChange, opCAdES1M, opPAdES, opSHA1G, opCAdES1G, opCAdES1GDetached}
 
 // pins are the PINs the PIN change rows alternate between; the card
@@ -148,6 +150,7 @@ type session struct {
 	work   string
 	pin    string // the card's current PIN
 	paired string // XDG_CONFIG_HOME with the card's certificate cached
+	floor  string // the empty Go c-shared library (opFloor)
 	cie    string
 	signOK bool // bin/cie has the sign command
 	files  struct{ mib, pdf, gib string }
@@ -192,6 +195,10 @@ func bench(ctx context.Context, cfg config, stdout io.Writer) error {
 	s.progress("compiling the harness")
 	harness, err := buildHarness(ctx, cfg.root, work)
 	if err != nil {
+		return err
+	}
+	s.progress("building the Go runtime floor library")
+	if s.floor, err = buildFloor(ctx, work); err != nil {
 		return err
 	}
 	s.signOK = hasSignCommand(ctx, s.cie)
@@ -299,6 +306,9 @@ func (s *session) block(ctx context.Context, lat time.Duration) error {
 	paired := func() (string, error) { return s.paired, nil }
 
 	if err := b.Remove(ctx); err != nil {
+		return err
+	}
+	if err := one(opFloor, func() (sample, error) { return r.floorStep(ctx, s.floor) }); err != nil {
 		return err
 	}
 	if err := startup(opStartNoCard, paired); err != nil {

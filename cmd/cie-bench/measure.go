@@ -21,6 +21,33 @@ import (
 //go:embed harness/harness.c
 var harnessSource []byte
 
+//go:embed floor/floor.go.txt
+var floorSource []byte
+
+// buildFloor builds the empty Go c-shared library of the "Go runtime
+// floor" row into dir, with the flags the module is built with (make
+// module), and returns its path.
+func buildFloor(ctx context.Context, dir string) (string, error) {
+	src := filepath.Join(dir, "floor")
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module ciebenchfloor\n\ngo 1.26\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing the floor library: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "floor.go"), floorSource, 0o600); err != nil {
+		return "", fmt.Errorf("writing the floor library: %w", err)
+	}
+	lib := filepath.Join(dir, "libciebenchfloor.so")
+	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", lib, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the floor library: %w\n%s", err, out)
+	}
+	return lib, nil
+}
+
 // buildHarness compiles the C harness against the module's headers into
 // dir and returns the executable.
 func buildHarness(ctx context.Context, root, dir string) (string, error) {
@@ -109,6 +136,17 @@ func (r *runner) process(ctx context.Context, configDir, stdin string, name stri
 // from the outside.
 func (r *runner) harnessProcess(ctx context.Context, configDir, pin string, steps ...string) (sample, error) {
 	return r.process(ctx, configDir, "", r.harness, r.module, r.card.Reader(), pin, strings.Join(steps, ","))
+}
+
+// floorStep runs the harness's floor step on the library lib.
+func (r *runner) floorStep(ctx context.Context, lib string) (sample, error) {
+	rr := *r
+	rr.module = lib
+	steps, err := rr.harnessSteps(ctx, filepath.Join(r.home, ".config"), "", "floor")
+	if err != nil {
+		return sample{}, err
+	}
+	return steps[0], nil
 }
 
 // harnessSteps runs the harness through steps in one process and measures

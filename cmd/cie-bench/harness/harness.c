@@ -12,6 +12,9 @@
 //   sign   C_FindObjects (private key) + C_SignInit(CKM_SHA256_RSA_PKCS) +
 //          C_Sign of a short message
 //   final  C_Finalize
+//   floor  dlopen + the first call of CieBenchFloor: MODULE is then the
+//          empty Go c-shared library of cie-bench (floor/floor.go.txt),
+//          the Go runtime's start-up cost (READER and PIN are ignored)
 // After each step it prints one line
 //   step NAME WALL_NS CPU_NS MAXRSS_KB RV
 // (CPU: user + system time of the whole process during the step, Go
@@ -93,6 +96,17 @@ static CK_RV step_init(void) {
 	return CKR_OK;
 }
 
+static CK_RV step_floor(void) {
+	lib = dlopen(module, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		fprintf(stderr, "dlopen: %s\n", dlerror());
+		return CKR_GENERAL_ERROR;
+	}
+	int (*f)(void) = (int (*)(void))dlsym(lib, "CieBenchFloor");
+	if (!f || f() != 0) return CKR_GENERAL_ERROR;
+	return CKR_OK;
+}
+
 static CK_RV step_login(void) {
 	CK_RV rv = p11->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &session);
 	if (rv != CKR_OK) return rv;
@@ -140,6 +154,7 @@ int main(int argc, char **argv) {
 		else if (strcmp(name, "login") == 0) rv = step_login();
 		else if (strcmp(name, "sign") == 0) rv = step_sign();
 		else if (strcmp(name, "final") == 0) rv = p11->C_Finalize(NULL);
+		else if (strcmp(name, "floor") == 0) rv = step_floor();
 		else {
 			fprintf(stderr, "unknown step %s\n", name);
 			return 2;
