@@ -181,7 +181,8 @@ type BrowserInfo struct {
 	Library  string        `json:"library,omitempty"`
 	// LibraryMissing: the registered library file does not exist.
 	LibraryMissing bool `json:"library_missing,omitempty"`
-	// InUse: Firefox is open with this profile.
+	// InUse: Firefox is open with this profile, or, for Chromium's
+	// databases, a Chromium-family browser runs.
 	InUse bool `json:"in_use,omitempty"`
 	// ReadOnly: a system-wide policy the user cannot change.
 	ReadOnly bool   `json:"read_only,omitempty"`
@@ -264,7 +265,9 @@ func (b BrowserInfo) stateText(c *Catalogue) string {
 	if b.LibraryMissing {
 		s += "; " + c.T("browsers.library_missing", map[string]any{"Library": b.Library})
 	}
-	if b.InUse {
+	if b.InUse && b.Kind == browser.ChromiumDB {
+		s += "; " + c.T("browsers.in_use_chromium")
+	} else if b.InUse {
 		s += "; " + c.T("browsers.in_use")
 	}
 	if b.ReadOnly {
@@ -306,7 +309,7 @@ func (o browserOutcome) summary(c *Catalogue, infos []BrowserInfo) (string, bool
 	}
 	var parts []string
 	var changed []string
-	var firefoxOpen, firefoxChanged, chromiumChanged bool
+	var firefoxOpen, firefoxChanged, chromiumOpen bool
 	for _, b := range infos {
 		if !b.Changed {
 			continue
@@ -314,7 +317,7 @@ func (o browserOutcome) summary(c *Catalogue, infos []BrowserInfo) (string, bool
 		changed = append(changed, b.place(c))
 		switch b.Kind {
 		case browser.ChromiumDB:
-			chromiumChanged = true
+			chromiumOpen = chromiumOpen || b.InUse
 		case browser.FirefoxProfile:
 			firefoxOpen = firefoxOpen || b.InUse
 		case browser.FirefoxPolicy:
@@ -350,7 +353,7 @@ func (o browserOutcome) summary(c *Catalogue, infos []BrowserInfo) (string, bool
 	case firefoxChanged:
 		parts = append(parts, c.T("browsers.restart_firefox_policy"))
 	}
-	if chromiumChanged {
+	if chromiumOpen {
 		parts = append(parts, c.T("browsers.restart_chromium"))
 	}
 	if o.err != nil {

@@ -3,6 +3,7 @@ package tray
 import (
 	"archive/zip"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -30,6 +31,13 @@ func (f *fixture) browserHome() browser.Config {
 	writeHomeFile(t, filepath.Join(ff, "profiles.ini"),
 		"[Profile0]\nName=default-release\nIsRelative=1\nPath=abcd.default-release\nDefault=1\n\n[General]\nStartWithLastProfile=1\n")
 	if err := os.Symlink("127.0.0.1:+4242", filepath.Join(profile, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	// Chromium runs too: its lock names this host and a live process.
+	chromium := filepath.Join(s.Home, ".config", "chromium")
+	mkdir(t, chromium)
+	host, _ := os.Hostname()
+	if err := os.Symlink(fmt.Sprintf("%s-%d", host, os.Getpid()), filepath.Join(chromium, "SingletonLock")); err != nil {
 		t.Fatal(err)
 	}
 	nssdb := filepath.Join(s.Home, ".pki", "nssdb")
@@ -126,7 +134,7 @@ func TestBrowsersWindowRegistersAndRemoves(t *testing.T) {
 	res, _ := f.rec.last("result", WinBrowsers)
 	mustContain(t, "the Register result", res.Message,
 		"Registered in 3 places: Chromium/Chrome ~/.pki/nssdb, Firefox profile “default-release”, Firefox policy",
-		"Firefox is open: restart it", "If Chromium or Chrome is open, restart it")
+		"Firefox is open: restart it", "Chromium or Chrome is open: restart it")
 	if !res.OK {
 		t.Fatalf("Register reported a failure: %+v", res)
 	}

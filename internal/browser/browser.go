@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -103,6 +104,8 @@ type Target struct {
 	Path string
 	// create: Register creates the target when it is missing.
 	create bool
+	// home is the user's home directory (Config.Home).
+	home string
 }
 
 // Config says whose browsers and which module.
@@ -123,8 +126,10 @@ type Report struct {
 	State   State  // after the operation
 	Library string // the registered library path, if any
 	Changed bool   // the operation wrote the target
-	// InUse: a Firefox profile is open (its lock exists): Firefox reads
-	// the change at its next start.
+	// InUse: the browser that reads the target is running — Firefox with
+	// this profile open (its lock exists), or, for Chromium's databases,
+	// a Chromium-family browser (its SingletonLock names a live process).
+	// The browser reads the change at its next start.
 	InUse bool
 	// Err is the failure for this target; the others are still done.
 	Err error
@@ -178,6 +183,9 @@ func Targets(cfg Config) ([]Target, error) {
 	}
 	for _, p := range cfg.PolicyFiles {
 		ts = append(ts, Target{Kind: FirefoxPolicy, Name: p, Path: p, create: true})
+	}
+	for i := range ts {
+		ts[i].home = cfg.Home
 	}
 	return ts, nil
 }
@@ -254,13 +262,65 @@ func (t Target) state(module string) (State, string, error) {
 	return nssState(t.Path, module)
 }
 
-// inUse reports an open Firefox profile: Firefox holds a "lock" symlink
-// (and .parentlock) in it while it runs.
+// chromiumHomes are the user-data directories of the Chromium-family
+// browsers that read Chromium's NSS databases, relative to the home
+// directory.
+var chromiumHomes = []string{
+	".config/chromium",
+	".config/google-chrome",
+	".config/google-chrome-beta",
+	".config/google-chrome-unstable",
+	".config/BraveSoftware/Brave-Browser",
+	".config/microsoft-edge",
+	".config/vivaldi",
+	".config/opera",
+}
+
+// inUse reports an open Firefox profile (Firefox holds a "lock" symlink,
+// and .parentlock, in it while it runs) or, for a Chromium database, a
+// running Chromium-family browser.
 func (t Target) inUse() bool {
-	if t.Kind != FirefoxProfile {
-		return false
+	switch t.Kind {
+	case FirefoxProfile:
+		_, err := os.Lstat(filepath.Join(t.Path, "lock"))
+		return err == nil
+	case ChromiumDB:
+		return t.home != "" && chromiumRunning(t.home)
 	}
-	_, err := os.Lstat(filepath.Join(t.Path, "lock"))
+	return false
+}
+
+// chromiumRunning reports whether a Chromium-family browser runs for the
+// user of home: while it runs, its user-data directory holds the symlink
+// SingletonLock → "HOSTNAME-PID". A lock of this host whose process is
+// gone is left over from a crash; a lock of another host (a shared home)
+// counts as running.
+func chromiumRunning(home string) bool {
+	host, _ := os.Hostname()
+	for _, d := range chromiumHomes {
+		target, err := os.Readlink(filepath.Join(home, d, "SingletonLock"))
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(target, '-')
+		pid, perr := strconv.Atoi(target[i+1:])
+		if i < 0 || perr != nil || pid <= 0 || target[:i] != host {
+			return true
+		}
+		if processAlive(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+// processAlive reports whether process pid of this host exists: /proc
+// tells on Linux; elsewhere a process is assumed alive.
+func processAlive(pid int) bool {
+	if runtime.GOOS != "linux" {
+		return true
+	}
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 	return err == nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -375,5 +376,58 @@ func TestNSSReadsTheDatabase(t *testing.T) {
 	}
 	if !exists(filepath.Join(home, newNSSDB, "cert9.db")) {
 		t.Fatal("NSS did not complete the database")
+	}
+}
+
+// TestChromiumInUse: a Chromium-family browser is reported running from
+// its SingletonLock ("HOST-PID"): this host with a live process, or
+// another host; a lock left by a dead process of this host is not.
+func TestChromiumInUse(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := 1 << 22 // above Linux's pid_max limit: never a process
+	cases := []struct {
+		name, dir, lock string
+		want            bool
+	}{
+		{"no browser ever started", "", "", false},
+		{"Chromium running", ".config/chromium", host + "-" + strconv.Itoa(os.Getpid()), true},
+		{"Chrome running", ".config/google-chrome", host + "-" + strconv.Itoa(os.Getpid()), true},
+		{"left by a crash", ".config/chromium", host + "-" + strconv.Itoa(dead), false},
+		{"another host's", ".config/chromium", "elsewhere.example-" + strconv.Itoa(dead), true},
+		{"unreadable lock", ".config/chromium", "garbage", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			home := t.TempDir()
+			mod := fakeModule(t, home)
+			if c.dir != "" {
+				if err := os.MkdirAll(filepath.Join(home, c.dir), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(c.lock, filepath.Join(home, c.dir, "SingletonLock")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rs, err := Register(Config{Home: home, Module: mod})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, r := range rs {
+				if r.Kind != ChromiumDB {
+					continue
+				}
+				n++
+				if r.InUse != c.want {
+					t.Errorf("%s: InUse %v, want %v", r.Name, r.InUse, c.want)
+				}
+			}
+			if n == 0 {
+				t.Fatal("no Chromium database reported")
+			}
+		})
 	}
 }

@@ -122,7 +122,10 @@ func (a *app) printReports(home, module string, reports []browser.Report) {
 		if r.Changed {
 			state += ", changed now"
 		}
-		if r.InUse && r.Changed {
+		switch {
+		case r.InUse && r.Changed && r.Kind == browser.ChromiumDB:
+			state += "; Chromium or Chrome is open: restart it"
+		case r.InUse && r.Changed:
 			state += "; Firefox is open with this profile: restart it"
 		}
 		name := r.Name
