@@ -17,7 +17,6 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/ciedesktop/cie-desktop/certcache"
 	"github.com/ciedesktop/cie-desktop/cie"
 	"github.com/ciedesktop/cie-desktop/sign"
 )
@@ -510,21 +509,16 @@ func writeAtomically(path string, write func(io.Writer) error) error {
 }
 
 // rememberCertificate learns the holder's name for the tray and, when a
-// certificate cache is configured, stores the certificate there, as the
-// PKCS#11 module does after a login.
+// certificate cache is configured, stores the card's record with the
+// certificate, as the PKCS#11 module does after a login (the next browser
+// start then shows the card without an APDU).
 func (u *UI) rememberCertificate(ctx context.Context, c *cie.Card, cert *x509.Certificate) {
 	u.learnHolder(c.PAN(), HolderName(cie.HolderFromCertificate(cert)))
 	if u.cfg.CertCache == nil {
 		return
 	}
-	k, err := certcache.KeyFor(ctx, c)
-	if err != nil {
-		u.log.Info("deriving the certificate cache key", "err", err)
-		return
-	}
-	defer k.Close()
-	if err := u.cfg.CertCache.Store(c.PAN(), k, cert.Raw); err != nil {
-		u.log.Info("storing the certificate", "err", err)
+	if err := u.cfg.CertCache.StoreCard(c, cert); err != nil {
+		u.log.Info("storing the card record", "err", err)
 	}
 }
 

@@ -231,7 +231,7 @@ func troubled(st Status, err error, logger *slog.Logger) Status {
 // the certificate cache (the card proves the entry is its own with the
 // servizi key, no PIN needed).
 func cachedHolder(ctx context.Context, cache *certcache.Cache, card *cie.Card, logger *slog.Logger) string {
-	if cache == nil || !cache.Has(card.PAN()) {
+	if cache == nil || !cache.HasEntry(card.PAN()) {
 		return ""
 	}
 	k, err := certcache.KeyFor(ctx, card)

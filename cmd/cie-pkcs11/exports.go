@@ -142,7 +142,12 @@ func goInitialize() (rv C.CK_RV) {
 	}
 	m, err := pkcs11.New(cfg)
 	if err != nil {
+		log.Warn("pkcs11: not initialised", "err", err)
 		src.Close()
+		if lib.logFile != nil {
+			lib.logFile.Close()
+			lib.logFile = nil
+		}
 		return ckrv(err)
 	}
 	lib.m, lib.src, lib.log = m, src, log

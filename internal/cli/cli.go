@@ -47,7 +47,8 @@ Commands:
   unpair             remove the card's cached certificate from this computer
   browser register   add the CIE module to Chromium's and Firefox's certificate stores
                      (browser unregister, browser status; see 'cie browser')
-  doctor [--bundle FILE]  check pcscd, readers, card, NFC drivers, browsers; --bundle writes a masked diagnostics zip
+  doctor             check pcscd, readers, card, NFC drivers, browsers [--bundle FILE: a masked diagnostics
+                     zip] [--probe-card: ask the CIE whether the reader carries extended-length APDUs]
   version            print the version
 
 Global flags:

@@ -25,14 +25,16 @@ const maxBundleLog = 1 << 20
 // one per line; exit 1 when one fails.
 func (a *app) doctor(ctx context.Context, args []string) error {
 	var bundle string
+	var probe bool
 	if err := a.subFlags("doctor", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&bundle, "bundle", "", "")
+		fs.BoolVar(&probe, "probe-card", false, "")
 	}); err != nil {
 		return err
 	}
 	checks := []doctor.Check{{Name: "versions", Status: doctor.Info,
 		Detail: fmt.Sprintf("cie %s, %s, %s/%s", a.env.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)}}
-	checks = append(checks, a.doctorReaders(ctx)...)
+	checks = append(checks, a.doctorReaders(ctx, probe)...)
 	if runtime.GOOS == "linux" {
 		if mods, err := os.ReadFile("/proc/modules"); err != nil {
 			checks = append(checks, doctor.Check{Name: "NFC kernel drivers", Status: doctor.Info, Detail: "cannot tell: " + err.Error()})
@@ -85,7 +87,7 @@ func (a *app) doctor(ctx context.Context, args []string) error {
 }
 
 // doctorReaders checks pcscd, the readers and the cards on them.
-func (a *app) doctorReaders(ctx context.Context) []doctor.Check {
+func (a *app) doctorReaders(ctx context.Context, probe bool) []doctor.Check {
 	pc, err := pcsc.Establish()
 	if err != nil {
 		return []doctor.Check{{Name: "pcscd", Status: doctor.Fail, Detail: err.Error(),
@@ -125,16 +127,19 @@ func (a *app) doctorReaders(ctx context.Context) []doctor.Check {
 			}
 		}
 		checks = append(checks, c)
-		checks = append(checks, doctor.ExtendedCheck(name, a.extendedLength(ctx, pc, name, st, err == nil)))
+		checks = append(checks, doctor.ExtendedCheck(name, a.extendedLength(ctx, pc, name, st, err == nil, probe)))
 	}
 	return checks
 }
 
 // extendedLength finds out whether the reader carries extended-length
 // APDUs: from the driver's PC/SC part 10 properties when it reports them
-// (libccid does, from the CCID descriptor), else by a harmless extended
-// READ BINARY to a CIE in the reader, else unknown.
-func (a *app) extendedLength(ctx context.Context, pc *pcsc.Context, reader string, st pcsc.ReaderStatus, stOK bool) doctor.ExtendedLength {
+// (libccid does, from the CCID descriptor), else, with probe (--probe-card),
+// by an extended READ BINARY of a public file of a CIE in the reader, else
+// unknown. The probe selects the CIE application, which ends the secure
+// messaging session of any other program: a browser logged in with the
+// card has to log in again. So it is asked for, never done by default.
+func (a *app) extendedLength(ctx context.Context, pc *pcsc.Context, reader string, st pcsc.ReaderStatus, stOK, probe bool) doctor.ExtendedLength {
 	props, perr := pc.ReaderProperties(ctx, reader)
 	if perr == nil {
 		if v, ok := props[pcsc.PropMaxAPDUDataSize]; ok {
@@ -153,6 +158,10 @@ func (a *app) extendedLength(ctx context.Context, pc *pcsc.Context, reader strin
 	}
 	if _, ok := cie.FamilyByATR(st.ATR); !ok {
 		return doctor.ExtendedLength{Support: doctor.Unknown, How: why + ", and the card is not a known CIE to test it with"}
+	}
+	if !probe {
+		return doctor.ExtendedLength{Support: doctor.Unknown,
+			How: why + "; `cie doctor --probe-card` asks the CIE (a browser logged in with it will ask for the PIN again)"}
 	}
 	card, err := pc.Connect(ctx, reader)
 	if err != nil {

@@ -53,7 +53,7 @@ func TestDoctor(t *testing.T) {
 
 	var out bytes.Buffer
 	a := &app{env: Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: io.Discard, Version: "v9.9.9"}, log: slog.New(slog.DiscardHandler)}
-	err := a.doctor(context.Background(), []string{"--bundle", bundle})
+	err := a.doctor(context.Background(), []string{"--bundle", bundle, "--probe-card"})
 	got := out.String()
 	t.Logf("cie doctor:\n%s", got)
 	for _, pattern := range []string{
@@ -125,5 +125,33 @@ func TestLogChecks(t *testing.T) {
 	t.Setenv("CIE_PKCS11_LOG_KEEP", "lots")
 	if got := doctor.Format(logChecks()); !strings.HasPrefix(got, "[warning] PKCS#11 module log: on in this environment: /tmp/x.log, rotated at 64 KiB, 3 old files kept; rotlog: CIE_PKCS11_LOG_KEEP=\"lots\"") {
 		t.Errorf("a bad KEEP:\n%s", got)
+	}
+}
+
+// TestDoctorLeavesTheCardAlone: without --probe-card, `cie doctor` sends
+// the CIE nothing (a browser logged in with it stays logged in) and says
+// how to ask it.
+func TestDoctorLeavesTheCardAlone(t *testing.T) {
+	bench := testbench.Start(t, testbench.Options{})
+	card := bench.StartCard(t, "--family", "gemalto")
+	t.Setenv("HOME", t.TempDir())
+	before, err := card.Control("stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	a := &app{env: Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: io.Discard, Version: "v9.9.9"}, log: slog.New(slog.DiscardHandler)}
+	a.doctor(context.Background(), nil)
+	after, err := card.Control("stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apdus := func(s string) string { return regexp.MustCompile(`apdus=\d+`).FindString(s) }
+	if apdus(before) == "" || apdus(before) != apdus(after) {
+		t.Errorf("cie doctor sent the card APDUs: %q → %q", before, after)
+	}
+	pattern := `(?m)^\[info\] reader ` + regexp.QuoteMeta(card.Reader()) + ` extended-length APDUs: unknown: .*cie doctor --probe-card`
+	if !regexp.MustCompile(pattern).MatchString(out.String()) {
+		t.Errorf("cie doctor output does not match %q:\n%s", pattern, out.String())
 	}
 }
