@@ -77,7 +77,9 @@ for entry in "${targets[@]}"; do
   # The last progress line: "fuzz: elapsed: 30s, execs: 123456 (4115/sec), new interesting: 3 (total: 40)".
   last=$(grep -E '^fuzz: elapsed: .*execs: ' "$log" | tail -1)
   execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
-  secs=$(sed -nE 's/^fuzz: elapsed: ([0-9]+)s.*/\1/p' <<<"$last")
+  # "elapsed: 41s" or "elapsed: 10m0s" (or "1h2m3s").
+  secs=$(sed -nE 's/^fuzz: elapsed: (([0-9]+)h)?(([0-9]+)m)?([0-9]+)s,.*/\2 \4 \5/p' <<<"$last" |
+    awk '{ if (NF == 3) print $1*3600 + $2*60 + $3; else if (NF == 2) print $1*60 + $2; else print $1 }')
   rate=
   if [ -n "$execs" ] && [ -n "$secs" ] && [ "$secs" -gt 0 ]; then
     rate=$((execs / secs))
