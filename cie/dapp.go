@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 
 	"filippo.io/bigmod"
 
@@ -328,8 +329,10 @@ func (c *Card) dapp(ctx context.Context, grp *dhGroup, dh dhResult, cvCert []byt
 //
 // On a Card of OpenProfile whose card has not proven its identity yet, a
 // handshake that fails because of the card's answers identifies the card
-// (confirm): another card is ErrCardChanged; the same card runs the
-// handshake once more with its public data read afresh. A successful DAPP
+// (confirm): another card is ErrCardChanged; a card with the same serial
+// number but another chip key than the profile's is ErrCardChanged too (a
+// card's profile never changes, and EF.SN.ICC can be copied); the same card
+// runs the handshake once more with its public data read afresh. A successful DAPP
 // proves the identity: the chip signed with the profile's chip key and
 // answered with the profile's serial number.
 func (c *Card) ensureSM(ctx context.Context) error {
@@ -344,12 +347,32 @@ func (c *Card) ensureSM(ctx context.Context) error {
 		return err
 	}
 	c.log.DebugContext(ctx, "cie: handshake with the profile's data failed, identifying the card", "err", err)
+	var recorded []byte
+	if c.chip != nil {
+		recorded = slices.Clone(c.chip.der)
+	}
 	if err := c.confirm(ctx); err != nil {
 		return err
 	}
-	c.dropPublicData() // the same card: the profile's data were stale
+	// The same serial number, but EF.SN.ICC is readable by anyone: a card
+	// that copies it must not get the PIN. A real card's profile never
+	// changes, so its chip key read afresh is the recorded one; another key
+	// means another chip, and nothing more is sent to it.
+	c.dropPublicData()
+	chip, err := c.chipKeyFile(ctx)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(chip.der, recorded) {
+		c.log.InfoContext(ctx, "cie: the card repeats the profile's serial number with another chip key")
+		return fmt.Errorf("%w: %w", ErrCardChanged, errChipKeyChanged)
+	}
 	return c.handshake(ctx)
 }
+
+// errChipKeyChanged is the cause of the ErrCardChanged of a card that
+// answers with the recorded EF.SN.ICC but not with the recorded chip key.
+var errChipKeyChanged = errors.New("the card repeats the recorded serial number but has another chip key")
 
 // handshake runs ensureSM's steps once.
 func (c *Card) handshake(ctx context.Context) error {

@@ -11,7 +11,9 @@ import (
 )
 
 // ErrCardChanged: a Card opened with OpenProfile turned out to be another
-// card than the profile's (its EF.SN.ICC differs). The Card now describes
+// card than the profile's: its EF.SN.ICC differs, it repeats the serial
+// number but not the chip key (EF.Int.Kpub), or it cannot be identified
+// as a CIE at all (the error then wraps the *UnsupportedCardError). The Card now describes
 // the card really in the reader, but nothing of the profile was used for it
 // beyond the failed handshake: callers drop whatever they derived from the
 // profile (a cached certificate) and start again.
@@ -87,7 +89,11 @@ func lookupFamily(id string) (Family, bool) {
 // p's: when the handshake fails because of the card's answers (not the
 // transport), or when an operation without secure messaging comes first,
 // the Card identifies the card as Open does and compares EF.SN.ICC; another
-// card gives ErrCardChanged, the same card goes on with data read afresh.
+// card, or one that cannot be identified, gives ErrCardChanged. After a
+// failed handshake, the same serial number (which anyone can read and copy)
+// is not enough: the chip key read afresh must be the profile's, else
+// ErrCardChanged before any PIN is sent; the handshake is then run once
+// more with the data read afresh.
 // atr must be p's ATR (the reader's ATR is a cheap first check); p must
 // be complete and well-formed, else the error says why and the caller
 // uses Open.
@@ -160,7 +166,15 @@ func (c *Card) confirm(ctx context.Context) error {
 	}
 	want := slices.Clone(c.snICC)
 	if err := c.identify(ctx); err != nil {
-		return err
+		if !errors.Is(err, ErrUnsupportedCard) {
+			return err // the transport or the context: nothing known of the card
+		}
+		// Not a CIE, or not one this package can identify: whatever it
+		// is, it is not the profile's card.
+		c.presumed = false
+		c.dropPublicData()
+		c.log.InfoContext(ctx, "cie: the card in the reader is not the profile's and cannot be identified")
+		return fmt.Errorf("%w: %w", ErrCardChanged, err)
 	}
 	c.presumed = false
 	if !bytes.Equal(c.snICC, want) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ciedesktop/cie-desktop/apdu"
 	"github.com/ciedesktop/cie-desktop/internal/ciesim"
 )
 
@@ -110,8 +111,9 @@ func TestOpenProfileOtherCard(t *testing.T) {
 	}
 }
 
-// TestOpenProfileStale: a profile whose public data are not the card's but
-// whose serial number is goes on with the data read afresh.
+// TestOpenProfileStale: a card that answers with the profile's serial
+// number but not with its chip key is not the profile's card (a real card's
+// profile never changes): ErrCardChanged before any PIN is sent.
 func TestOpenProfileStale(t *testing.T) {
 	ctx := context.Background()
 	sim := newSim(t, "gemalto", nil)
@@ -123,14 +125,78 @@ func TestOpenProfileStale(t *testing.T) {
 	}
 	p.ChipKey = serv.der // a valid key, but not the chip's
 	c := openProfile(t, sim, p)
-	if err := c.VerifyPIN(ctx, testPIN); err != nil {
-		t.Fatalf("VerifyPIN with a stale profile: %v", err)
-	}
-	if q, _ := c.Profile(); string(q.ChipKey) == string(serv.der) {
-		t.Error("the stale chip key is still used")
+	if err := c.VerifyPIN(ctx, testPIN); !errors.Is(err, ErrCardChanged) || !errors.Is(err, errChipKeyChanged) {
+		t.Fatalf("VerifyPIN with another chip key in the profile: %v, want ErrCardChanged (another chip key)", err)
 	}
 	if pin, _ := sim.Tries(); pin != 3 {
 		t.Fatalf("tries %d", pin)
+	}
+}
+
+// verifyCounter counts the VERIFY commands (plain or protected) sent to a card.
+type verifyCounter struct {
+	apdu.Transport
+	verifies int
+}
+
+func (v *verifyCounter) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
+	if len(cmd) >= 4 && cmd[1] == 0x20 {
+		v.verifies++
+	}
+	return v.Transport.Transmit(ctx, cmd)
+}
+
+// TestOpenProfileCopiedSerial: a card that copies the recorded card's
+// EF.SN.ICC (readable by anyone) but holds another chip key fails device
+// authentication with the profile's key, and is not given a second
+// handshake with the key it offers: ErrCardChanged, and no VERIFY reaches it.
+func TestOpenProfileCopiedSerial(t *testing.T) {
+	ctx := context.Background()
+	p := takeProfile(t, newSim(t, "gemalto", nil))
+	st := *testState(t)
+	st.ChipKey = st.ServiziKey // the fake's own chip key, whose private half it holds
+	fake, err := ciesim.New(ciesim.Config{Family: "gemalto", State: &st, Rand: detRand(0xCA), Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn := fake.SNICC(); string(sn[:]) != string(p.SerialICC) {
+		t.Fatal("the fake does not repeat the recorded serial number")
+	}
+	tr := &verifyCounter{Transport: fake}
+	c, err := OpenProfile(tr, fake.ATR(), p, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.VerifyPIN(ctx, testPIN)
+	if !errors.Is(err, ErrCardChanged) {
+		t.Fatalf("VerifyPIN on a card copying the serial: %v, want ErrCardChanged", err)
+	}
+	if tr.verifies != 0 {
+		t.Fatalf("%d VERIFY commands reached the fake card", tr.verifies)
+	}
+	if pin, _ := fake.Tries(); pin != 3 {
+		t.Fatalf("a PIN try was spent on the fake card: %d left", pin)
+	}
+}
+
+// TestOpenProfileForeign: a card that is not a CIE under the profile's ATR
+// is another card than the profile's: ErrCardChanged (wrapping why it
+// cannot be identified), and the Card is no longer presumed.
+func TestOpenProfileForeign(t *testing.T) {
+	ctx := context.Background()
+	p := takeProfile(t, newSim(t, "gemalto", nil))
+	foreign := newSim(t, "foreign", p.ATR)
+	c := openProfile(t, foreign, p)
+	err := c.VerifyPIN(ctx, testPIN)
+	if !errors.Is(err, ErrCardChanged) || !errors.Is(err, ErrUnsupportedCard) {
+		t.Fatalf("VerifyPIN on a foreign card: %v, want ErrCardChanged wrapping ErrUnsupportedCard", err)
+	}
+	if c.presumed {
+		t.Error("still presumed to be the profile's card")
+	}
+	if _, ok := c.Profile(); ok {
+		t.Error("the profile's public data are still in use")
 	}
 }
 

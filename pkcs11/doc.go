@@ -29,11 +29,14 @@
 //     it; a login then costs SELECT CIE, DH, DAPP and VERIFY. Cards of one
 //     family share their ATR, so the card is only presumed to be the
 //     recorded one until device authentication proves it (before any PIN
-//     is sent). Another card found there (cie.ErrCardChanged) is handled as
-//     the recorded card's removal: the reader is cleared from its record, the
-//     token dropped (its sessions end with CKR_DEVICE_REMOVED, the failing
-//     call returns it too), a slot event is queued, and the next call opens
-//     the card that is really there.
+//     is sent). Another card found there (cie.ErrCardChanged: another
+//     serial number or chip key, or a card that is not a CIE) is handled as
+//     the recorded card's removal: the reader is cleared from its record and
+//     the record is not presented again for this insertion, the token
+//     dropped (its sessions end with CKR_DEVICE_REMOVED, the failing call
+//     returns it too), a slot event is queued (waking a blocked
+//     C_WaitForSlotEvent), and the next call opens the card that is really
+//     there (CKR_TOKEN_NOT_RECOGNIZED when it is not a CIE).
 //   - Otherwise the card is opened with cie.Open (family, EF.SN.ICC,
 //     EF.ID_Servizi: 5 APDUs) and completed from its record when it has
 //     one, or from the encrypted certificate entry of an older version.

@@ -69,8 +69,9 @@ type Module struct {
 	known  []ReaderStatus
 	events []SlotID
 
-	swapMu  sync.Mutex // leaf lock: guards swapped only
-	swapped []SlotID   // slot events found with a slot's mu held (changed)
+	swapMu  sync.Mutex         // leaf lock: guards swapped and wake only
+	swapped []SlotID           // slot events found with a slot's mu held (changed)
+	wake    context.CancelFunc // ends the wait of a blocked WaitForSlotEvent (changed)
 
 	sessMu   sync.Mutex // leaf lock: guards sessions only
 	sessions map[SessionHandle]*session
@@ -208,12 +209,40 @@ func (m *Module) queue(id SlotID) {
 
 // changed queues a slot event from code that holds the slot's mu (which
 // must not take m.mu): popEvent picks it up.
+// A WaitForSlotEvent blocked in the source is woken to return it.
 func (m *Module) changed(id SlotID) {
 	m.swapMu.Lock()
 	defer m.swapMu.Unlock()
 	if !slices.Contains(m.swapped, id) {
 		m.swapped = append(m.swapped, id)
 	}
+	if m.wake != nil {
+		m.wake()
+		m.wake = nil
+	}
+}
+
+// waitContext returns the context of one blocking wait for the source:
+// changed cancels it. It is done already when an event found by changed
+// is pending, so that none is missed between popEvent and the wait.
+func (m *Module) waitContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.swapMu.Lock()
+	defer m.swapMu.Unlock()
+	if len(m.swapped) > 0 {
+		cancel()
+	} else {
+		m.wake = cancel
+	}
+	return ctx, cancel
+}
+
+// endWait forgets the cancel function of waitContext.
+func (m *Module) endWait(cancel context.CancelFunc) {
+	m.swapMu.Lock()
+	m.wake = nil
+	m.swapMu.Unlock()
+	cancel()
 }
 
 func (m *Module) popEvent() (SlotID, bool) {
@@ -308,10 +337,19 @@ func (m *Module) WaitForSlotEvent(dontBlock bool) (SlotID, error) {
 		m.mu.Lock()
 		known := slices.Clone(m.known)
 		m.mu.Unlock()
-		st, err := m.src.WaitForChange(m.ctx, known)
+		wctx, cancel := m.waitContext()
+		st, err := m.src.WaitForChange(wctx, known)
+		woken := wctx.Err() != nil
+		m.endWait(cancel)
 		m.waitMu.Unlock()
 		if m.ctx.Err() != nil || m.closed.Load() {
 			return 0, CKR_CRYPTOKI_NOT_INITIALIZED
+		}
+		if err != nil && woken { // changed: another card in a slot
+			if id, ok := m.popEvent(); ok {
+				return id, nil
+			}
+			continue
 		}
 		if err != nil {
 			m.log.Debug("pkcs11: waiting for reader changes", "err", err)

@@ -123,9 +123,14 @@ func TestSlotsAndTokenInfo(t *testing.T) {
 	wantRV(t, err, pkcs11.CKR_SLOT_ID_INVALID)
 }
 
+// TestTokenInfoShowsPINCounter: the PIN flags follow the wrong PINs, and
+// another process shows them at start-up from the card's record (a paired
+// card: an unpaired card has no record, and its counter is not read at
+// start-up).
 func TestTokenInfoShowsPINCounter(t *testing.T) {
 	card := newCard(t, ciesim.Config{})
 	e := newEnv(t, card)
+	pair(t, e)
 	h := e.open(e.m)
 	for i, want := range []pkcs11.Flags{
 		pkcs11.CKF_USER_PIN_COUNT_LOW,

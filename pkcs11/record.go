@@ -86,12 +86,14 @@ var _ apdu.Transactor = (*lazyConn)(nil)
 // openRecorded presents the card last seen in the reader from its card
 // record when the reader's ATR is still the recorded one: no APDU and no
 // connection; the card is opened with cie.OpenProfile and confirmed at its
-// first real use. It returns nil when there is no usable record. s.mu is
-// held.
+// first real use. It returns nil when there is no usable record, or when
+// this insertion already turned out to be another card than the recorded
+// one (cardChanged: the record is not presented again even if the reader
+// could not be cleared from it). s.mu is held.
 func (s *slot) openRecorded() *token {
 	m := s.m
 	c := m.cfg.Cache
-	if c == nil || len(s.atr) == 0 {
+	if c == nil || len(s.atr) == 0 || s.notRecorded {
 		return nil
 	}
 	rec, ok := c.ReaderRecord(s.reader, s.atr)
@@ -143,15 +145,17 @@ func toRecord(c *counter) certcache.Counter {
 // that the next process presents the card without talking to it. It
 // writes nothing until the card's public data are all known (after a
 // secure-messaging handshake). Failures are logged: the cache is a
-// convenience. After the holder logged in (login), a record removed
-// meanwhile ("unpair" while the card was in use) is written again, as the
-// first login pairs; other calls leave it removed. s.mu is held.
+// convenience. Only a login (login) creates a record: the first login
+// pairs the card, and writes again a record removed meanwhile ("unpair"
+// while the card was in use). Other calls (a wrong PIN, an SO login,
+// C_SetPIN, C_InitPIN) only update the record the card already has, and
+// write nothing for an unpaired card, as cardsession does. s.mu is held.
 func (t *token) persist(login bool) {
 	c := t.slot.m.cfg.Cache
 	if c == nil || t.removed {
 		return
 	}
-	if !login && t.saved != nil && !c.Has(t.pan) {
+	if !login && (t.saved == nil || !c.Has(t.pan)) {
 		return
 	}
 	p, ok := t.card.Profile()
@@ -190,7 +194,9 @@ func sameRecord(a, b *certcache.Record) bool {
 // Nothing was sent to it that needs a PIN. To the application this is the
 // recorded card's removal and the other card's insertion: the reader is
 // cleared from the recorded card's record (the rest of it stays, it is
-// still right for that card), the token is dropped, so that its sessions end with
+// still right for that card) and the slot does not present the record
+// again for this insertion (even if clearing the reader failed), the token
+// is dropped, so that its sessions end with
 // CKR_DEVICE_REMOVED (PKCS#11 has no "device changed"; NSS then looks at
 // the slot again and finds a new token), and the slot gets an event. The
 // next call on the slot opens the card that is really there. s.mu is held.
@@ -202,6 +208,7 @@ func (t *token) cardChanged() error {
 			s.m.log.Info("pkcs11: forgetting the reader's card", "slot", s.id, "err", err)
 		}
 	}
+	s.notRecorded = true
 	s.dropToken("another card")
 	s.m.changed(s.id)
 	return CKR_DEVICE_REMOVED

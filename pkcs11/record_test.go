@@ -2,7 +2,10 @@ package pkcs11_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/ciedesktop/cie-desktop/certcache"
 	"github.com/ciedesktop/cie-desktop/cie"
@@ -280,5 +283,184 @@ func TestUnpairWhileInUse(t *testing.T) {
 	login(t, e.m, h)
 	if _, err := e.cache.LoadRecord(pan); err != nil {
 		t.Fatalf("the login did not pair again: %v", err)
+	}
+}
+
+// TestForeignCardUnderRecordedATR: a card that is not a CIE, in the reader
+// under the recorded card's ATR, is found out at the first use as another
+// card (CKR_DEVICE_REMOVED, as on a swap), and shown as itself from then
+// on: not recognized, without repeating the failed handshake.
+func TestForeignCardUnderRecordedATR(t *testing.T) {
+	cardA := newCard(t, ciesim.Config{})
+	e := newEnv(t, cardA)
+	pair(t, e)
+
+	foreign := newCard(t, ciesim.Config{Family: "foreign", ATR: cardA.ATR()})
+	e.src.Insert(reader1, foreign)
+	m := e.module(pkcs11.Config{})
+	ti, err := m.TokenInfo(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(ti.Label[:]); got != "MARIO ROSSI" {
+		t.Fatalf("start-up label %q: the recorded card is presented", got)
+	}
+	h := e.open(m)
+	wantRV(t, m.Login(h, pkcs11.CKU_USER, []byte(goodPIN)), pkcs11.CKR_DEVICE_REMOVED)
+	if id, err := m.WaitForSlotEvent(true); err != nil || id != 1 {
+		t.Errorf("slot event after the swap: %v %v", id, err)
+	}
+	_, err = m.TokenInfo(1)
+	wantRV(t, err, pkcs11.CKR_TOKEN_NOT_RECOGNIZED)
+	foreign.ResetStats()
+	_, err = m.TokenInfo(1)
+	wantRV(t, err, pkcs11.CKR_TOKEN_NOT_RECOGNIZED)
+	_, err = m.OpenSession(1, pkcs11.CKF_SERIAL_SESSION)
+	wantRV(t, err, pkcs11.CKR_TOKEN_NOT_RECOGNIZED)
+	if n := apdus(foreign); n != 0 {
+		t.Errorf("the unrecognized card got %d more APDUs", n)
+	}
+	if _, err := e.cache.LoadRecord(cardPAN(cardA)); err != nil {
+		t.Error("the recorded card's record was removed")
+	}
+}
+
+// TestSwapWithCacheUnwritable: when the reader cannot be cleared from the
+// recorded card's record at a swap (the cache directory cannot be written
+// then: here it is replaced by a file, and restored afterwards), the
+// record is still not presented again for the same insertion: the next
+// call shows the card really there, instead of ending every first use in
+// CKR_DEVICE_REMOVED.
+func TestSwapWithCacheUnwritable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	cardA := newCard(t, ciesim.Config{})
+	e := &env{t: t, src: newSimSource(reader1, reader2), cache: certcache.New(dir)}
+	e.src.Insert(reader1, cardA)
+	e.m = e.module(pkcs11.Config{})
+	pair(t, e)
+
+	cardB := newCard(t, ciesim.Config{Holder: ciesim.Holder{GivenName: "LUCIA", Surname: "BIANCHI", IDServizi: "123456789012"}})
+	e.src.Insert(reader1, cardB)
+	m := e.module(pkcs11.Config{})
+	ti, err := m.TokenInfo(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(ti.Label[:]); got != "MARIO ROSSI" {
+		t.Fatalf("start-up label %q: the recorded card is presented", got)
+	}
+
+	away := dir + ".away"
+	if err := os.Rename(dir, away); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := e.open(m)
+	wantRV(t, m.Login(h, pkcs11.CKU_USER, []byte(goodPIN)), pkcs11.CKR_DEVICE_REMOVED)
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(away, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.cache.ReaderRecord(reader1, cardA.ATR()); !ok {
+		t.Fatal("the reader was cleared from the record: the failure to inject did not happen")
+	}
+
+	ti, err = m.TokenInfo(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(ti.Label[:]); got != "CIE 123456789012" {
+		t.Fatalf("label after the swap %q, want the unpaired card's", got)
+	}
+	h = e.open(m)
+	login(t, m, h)
+	if pin, _ := cardB.Tries(); pin != 3 {
+		t.Fatalf("card B's PIN counter %d", pin)
+	}
+}
+
+// TestNoRecordForUnpairedCard: a wrong PIN or an SO login on a card that
+// was never paired writes no card record; only a successful login pairs.
+func TestNoRecordForUnpairedCard(t *testing.T) {
+	card := newCard(t, ciesim.Config{})
+	e := newEnv(t, card)
+	pan := cardPAN(card)
+	h := e.open(e.m)
+	wantRV(t, e.m.Login(h, pkcs11.CKU_USER, []byte("00000000")), pkcs11.CKR_PIN_INCORRECT)
+	if e.cache.Has(pan) {
+		t.Fatal("a wrong PIN wrote a record for an unpaired card")
+	}
+	wantRV(t, e.m.Login(h, pkcs11.CKU_SO, []byte(goodPUK)), pkcs11.CKR_OK)
+	if err := e.m.Logout(h); err != nil {
+		t.Fatal(err)
+	}
+	if e.cache.Has(pan) {
+		t.Fatal("an SO login wrote a record for an unpaired card")
+	}
+	login(t, e.m, h)
+	rec, err := e.cache.LoadRecord(pan)
+	if err != nil {
+		t.Fatalf("the login did not pair: %v", err)
+	}
+	if len(rec.Cert) == 0 {
+		t.Error("the pairing record has no certificate")
+	}
+}
+
+// enterSignal tells when a WaitForChange starts.
+type enterSignal struct {
+	*simSource
+	entered chan struct{}
+}
+
+func (s *enterSignal) WaitForChange(ctx context.Context, known []pkcs11.ReaderStatus) ([]pkcs11.ReaderStatus, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	return s.simSource.WaitForChange(ctx, known)
+}
+
+// TestSwapWakesWaiter: a C_WaitForSlotEvent blocked in the reader source
+// returns the slot whose card turned out to be another one than the
+// recorded card, although the readers did not change.
+func TestSwapWakesWaiter(t *testing.T) {
+	cardA := newCard(t, ciesim.Config{})
+	e := newEnv(t, cardA)
+	pair(t, e)
+	cardB := newCard(t, ciesim.Config{Holder: ciesim.Holder{IDServizi: "123456789012"}})
+	e.src.Insert(reader1, cardB)
+
+	src := &enterSignal{simSource: e.src, entered: make(chan struct{}, 1)}
+	m := e.module(pkcs11.Config{Source: src})
+	for { // the events of the start-up
+		if _, err := m.WaitForSlotEvent(true); err != nil {
+			wantRV(t, err, pkcs11.CKR_NO_EVENT)
+			break
+		}
+	}
+	h := e.open(m)
+	type event struct {
+		id  pkcs11.SlotID
+		err error
+	}
+	got := make(chan event, 1)
+	go func() {
+		id, err := m.WaitForSlotEvent(false)
+		got <- event{id, err}
+	}()
+	<-src.entered
+	wantRV(t, m.Login(h, pkcs11.CKU_USER, []byte(goodPIN)), pkcs11.CKR_DEVICE_REMOVED)
+	select {
+	case ev := <-got:
+		if ev.err != nil || ev.id != 1 {
+			t.Fatalf("WaitForSlotEvent: %v %v, want slot 1", ev.id, ev.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked WaitForSlotEvent was not woken by the swap")
 	}
 }

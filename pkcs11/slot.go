@@ -42,6 +42,7 @@ type slot struct {
 	atr          []byte // its ATR as the source reported it
 	tok          *token // the opened card, nil until first needed
 	unrecognized bool   // this insertion is not a CIE: do not probe it again
+	notRecorded  bool   // this insertion is not the reader's recorded card: do not present the record
 }
 
 // update records the reader's state; it reports whether anything a slot
@@ -52,7 +53,7 @@ func (s *slot) update(st ReaderStatus, connected bool) bool {
 	if st.Present != s.present || !bytes.Equal(st.ATR, s.atr) {
 		changed = true
 		s.dropToken("card removed or replaced")
-		s.unrecognized = false
+		s.unrecognized, s.notRecorded = false, false
 	}
 	s.present, s.atr = st.Present, slices.Clone(st.ATR)
 	return changed
