@@ -172,6 +172,13 @@ func bench(ctx context.Context, cfg config, stdout io.Writer) error {
 	if cfg.bin == "" {
 		cfg.bin = filepath.Join(cfg.root, "bin")
 	}
+	// The measured programs run in a private home directory: the module
+	// and the programs are named by absolute paths.
+	bin, err := filepath.Abs(cfg.bin)
+	if err != nil {
+		return fmt.Errorf("finding the programs: %w", err)
+	}
+	cfg.bin = bin
 	s := &session{cfg: cfg, pin: pins[0], cie: filepath.Join(cfg.bin, "cie")}
 	module := filepath.Join(cfg.bin, "libcie-pkcs11.so")
 	for _, p := range []string{s.cie, filepath.Join(cfg.bin, "cie-sim"), module} {
