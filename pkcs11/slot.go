@@ -95,7 +95,9 @@ func (s *slot) dropToken(why string) {
 
 // token returns the opened card, opening it on first use: this is the
 // only card I/O slot and token information ever cause, once per insertion
-// (cie.Open's reads, the certificate cache, the PIN counter). s.mu is held.
+// (cie.Open's reads and the certificate cache for a card without a usable
+// record; none for a recorded card, opened at its first real use). s.mu is
+// held.
 func (s *slot) token(ctx context.Context) (*token, error) {
 	switch {
 	case s.m.closed.Load():
