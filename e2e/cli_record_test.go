@@ -19,8 +19,8 @@ import (
 // the same commands sent 42, 42 and 33.
 const (
 	pairedStatusAPDUs    = 21 // handshake, PIN state, EF.Seriale (2), PUK state
-	pairedSignAPDUs      = 23 // handshake, PIN state, VERIFY, signature (4); the certificate from the record
-	pairedPINChangeAPDUs = 19 // handshake, PIN state, CHANGE REFERENCE DATA
+	pairedSignAPDUs      = 24 // handshake, PIN state, PIN state in the transaction (Hold), VERIFY, signature (4); the certificate from the record
+	pairedPINChangeAPDUs = 20 // handshake, PIN state, PIN state in the transaction (Hold), CHANGE REFERENCE DATA
 )
 
 // cliCache gives the test its own configuration directory (the cie command

@@ -414,6 +414,14 @@ func (s *Session) save(pair bool) error {
 // browser's PKCS#11 module for one, runs its own secure-messaging
 // handshake between a PIN verification and the operations that need it.
 // Close ends it.
+//
+// The secure-messaging session was set up when the Session opened (to read
+// the PIN state), and another application may have run its own handshake
+// since, which ends ours on the card: a VERIFY sent then would fail. So,
+// inside the transaction, Hold asks the PIN state again (a VERIFY without
+// data: no try is spent, so asking twice is allowed); when that fails, the
+// card package has dropped the dead session and the second query sets up a
+// new one. One APDU when nothing happened meanwhile.
 func (s *Session) Hold(ctx context.Context) error {
 	if s.conn == nil || s.held {
 		return nil
@@ -422,6 +430,15 @@ func (s *Session) Hold(ctx context.Context) error {
 		return err
 	}
 	s.held = true
+	if s.Card == nil {
+		return nil
+	}
+	if _, err := s.Card.PINStatus(ctx); err != nil {
+		s.debug("the secure messaging session was lost before the transaction; setting up a new one", "err", err)
+		if _, err := s.Card.PINStatus(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

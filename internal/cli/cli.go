@@ -373,6 +373,9 @@ func (a *app) pinChange(ctx context.Context, args []string) error {
 		return err
 	}
 	defer clear(newPIN)
+	if err := s.Hold(ctx); err != nil { // no other handshake between here and the command
+		return err
+	}
 	if err := s.Card.ChangePIN(ctx, oldPIN, newPIN); err != nil {
 		s.NoteError(err)
 		return err
@@ -412,6 +415,9 @@ func (a *app) pinUnblock(ctx context.Context, args []string) error {
 		return err
 	}
 	defer clear(newPIN)
+	if err := s.Hold(ctx); err != nil { // no other handshake between here and the command
+		return err
+	}
 	if err := s.Card.UnblockPIN(ctx, puk, newPIN); err != nil {
 		s.NoteError(err)
 		return err
