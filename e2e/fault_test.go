@@ -233,8 +233,10 @@ func TestFaults(t *testing.T) {
 		log := simLogPath(t)
 		cli := testbench.BuildBinary(t, "./cmd/cie")
 		reader := card.Reader()
-		// The PIN status check (VERIFY without data under SM) comes just
-		// before the VERIFY with the PIN in 'cie cert'.
+		// 'cie cert' checks the PIN status (VERIFY without data under SM)
+		// twice: when the card is opened (for the tries left) and again in
+		// its transaction (cardsession.Session.Hold), just before the
+		// VERIFY with the PIN.
 		statusCheck := regexp.MustCompile(`cmd="0C 20 00 81 Nc=10 `)
 		const wrongPIN = "11223344"
 		// A broken secure channel (bad MAC, a bare status word) stops the
@@ -258,13 +260,16 @@ func TestFaults(t *testing.T) {
 			{name: "6F00 to the first command of cie status is repaired", args: []string{"status"}, fault: "sw 6F00",
 				code: 0, message: `PIN:\s+3 tries left`, tries: "pin=3 puk=10"},
 			{name: "bad MAC on the answer to the PIN", stdin: defaultPIN + "\n", args: []string{"--pin-stdin", "cert"},
-				fault: "badmac", before: statusCheck, nth: 1,
+				fault: "badmac", before: statusCheck, nth: 2,
 				code: 1, message: smFailure, tries: "pin=3 puk=10", pinsSent: 1},
-			{name: "bad MAC on the answer to a wrong PIN", stdin: wrongPIN + "\n", args: []string{"--pin-stdin", "cert"},
+			{name: "bad MAC on the status check in the transaction is repaired", stdin: defaultPIN + "\n", args: []string{"--pin-stdin", "cert"},
 				fault: "badmac", before: statusCheck, nth: 1,
+				code: 0, message: `BEGIN CERTIFICATE`, tries: "pin=3 puk=10", pinsSent: 1},
+			{name: "bad MAC on the answer to a wrong PIN", stdin: wrongPIN + "\n", args: []string{"--pin-stdin", "cert"},
+				fault: "badmac", before: statusCheck, nth: 2,
 				code: 1, message: smFailure, tries: "pin=2 puk=10", pinsSent: 1, needsReset: true},
 			{name: "6F00 instead of the answer to the PIN", stdin: wrongPIN + "\n", args: []string{"--pin-stdin", "cert"},
-				fault: "sw 6F00", before: statusCheck, nth: 1,
+				fault: "sw 6F00", before: statusCheck, nth: 2,
 				code: 1, message: smFailure, tries: "pin=3 puk=10", pinsSent: 1},
 			{name: "6982 to the certificate read after the PIN", stdin: defaultPIN + "\n", args: []string{"--pin-stdin", "cert"},
 				fault: "sw 6982", before: pinVerify, nth: 1,
