@@ -489,7 +489,7 @@ func (u *UI) cardReader() string {
 	return u.cfg.Reader
 }
 
-// withCard opens the card, runs fn, updates the tray status from the
+// withCard opens the card, holds it (one PC/SC transaction), runs fn, updates the tray status from the
 // card's PIN state (read in the same session, without spending a try)
 // and closes the card.
 func (u *UI) withCard(ctx context.Context, fn func(ctx context.Context, c *cie.Card) error) error {
@@ -499,6 +499,12 @@ func (u *UI) withCard(ctx context.Context, fn func(ctx context.Context, c *cie.C
 		return err
 	}
 	defer s.Close()
+	// The card is held for the whole operation, so that a browser's module
+	// cannot end the secure messaging between the PIN check and the use of
+	// the PIN (the CLI does the same).
+	if err := s.Hold(ctx); err != nil {
+		return err
+	}
 	err = fn(ctx, s.Card)
 	if ctx.Err() == nil {
 		st := readStatus(ctx, Status{Presence: CIEPresent, Reader: s.Reader}, s, nil, u.log)
