@@ -192,11 +192,15 @@ func (c *Cache) SetReader(reader, id string, atr []byte) error {
 	return c.StoreRecord(r)
 }
 
-// records returns every record that loads, damaged ones left out.
-func (c *Cache) records() []*Record {
+// records returns every record that loads, damaged ones left out; none
+// when the directory does not exist, an error when it cannot be listed.
+func (c *Cache) records() ([]*Record, error) {
 	entries, err := os.ReadDir(c.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("certcache: listing records: %w", err)
 	}
 	var out []*Record
 	for _, e := range entries {
@@ -208,7 +212,7 @@ func (c *Cache) records() []*Record {
 			out = append(out, r)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // ReaderRecord returns the record of the card last seen in reader
@@ -218,7 +222,8 @@ func (c *Cache) records() []*Record {
 // card at its first real use (cie.OpenProfile).
 func (c *Cache) ReaderRecord(reader string, atr []byte) (*Record, bool) {
 	var best *Record
-	for _, r := range c.records() {
+	recs, _ := c.records() // no record to presume from: the card is opened in full
+	for _, r := range recs {
 		if r.Reader == reader && (best == nil || r.SeenAt.After(best.SeenAt)) {
 			best = r
 		}
@@ -232,8 +237,12 @@ func (c *Cache) ReaderRecord(reader string, atr []byte) (*Record, bool) {
 // ForgetReader clears reader from every record that names it, so that
 // ReaderRecord names no card for it.
 func (c *Cache) ForgetReader(reader string) error {
+	recs, err := c.records()
+	if err != nil {
+		return err
+	}
 	var errs []error
-	for _, r := range c.records() {
+	for _, r := range recs {
 		if r.Reader == reader {
 			r.Reader, r.ReaderATR, r.SeenAt = "", nil, time.Time{}
 			errs = append(errs, c.StoreRecord(r))

@@ -180,6 +180,21 @@ func TestReaders(t *testing.T) {
 	if err := c.SetReader(reader, "../../x", atr); !errors.Is(err, ErrInvalidID) {
 		t.Errorf("SetReader with a bad id: %v", err)
 	}
+	// No cache directory yet: nothing to forget. A directory that cannot be
+	// listed (here a file in its place) is an error, not "nothing".
+	if err := New(filepath.Join(t.TempDir(), "none")).ForgetReader(reader); err != nil {
+		t.Errorf("ForgetReader without a directory: %v", err)
+	}
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := New(notDir).ForgetReader(reader); err == nil {
+		t.Error("ForgetReader of a directory that cannot be listed: no error")
+	}
+	if _, ok := New(notDir).ReaderRecord(reader, atr); ok {
+		t.Error("ReaderRecord from a directory that cannot be listed")
+	}
 }
 
 // TestStoreUpdatesRecord: the encrypted entry's Store (cie pair, the tray)
