@@ -2,6 +2,7 @@ package pinentry
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -128,4 +129,53 @@ func TestFind(t *testing.T) {
 	onPath["cie-tray"] = "/usr/bin/cie-tray"
 	p, ok = Find("", lookup(desktop))
 	check("cie-tray on PATH before the system pinentry", p, ok, "/usr/bin/cie-tray pinentry")
+
+	// Paths with spaces, as on Windows: quoted, or an existing file as a whole.
+	p, ok = Find("", lookup(map[string]string{"CIE_PINENTRY": `"C:\Program Files\GnuPG\bin\pinentry.exe" --timeout 60`}))
+	if !ok || p.Path != `C:\Program Files\GnuPG\bin\pinentry.exe` || !slices.Equal(p.Args, []string{"--timeout", "60"}) {
+		t.Errorf("quoted path: %q %q %v", p.Path, p.Args, ok)
+	}
+	exe[`C:\Program Files\CIE Desktop\cie-tray.exe`] = true
+	p, ok = Find("", lookup(map[string]string{"CIE_PINENTRY": ` C:\Program Files\CIE Desktop\cie-tray.exe `}))
+	if !ok || p.Path != `C:\Program Files\CIE Desktop\cie-tray.exe` || len(p.Args) != 0 {
+		t.Errorf("unquoted existing path with spaces: %q %q %v", p.Path, p.Args, ok)
+	}
+	p, ok = Find("", lookup(map[string]string{"CIE_PINENTRY": `"/opt/my pinentry`}))
+	if !ok || p.Path != `"/opt/my pinentry` {
+		t.Errorf("unclosed quote: %q %q %v, want the value kept whole so that starting it fails visibly", p.Path, p.Args, ok)
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string // program then arguments; nil: an error
+	}{
+		{"/usr/bin/pinentry", []string{"/usr/bin/pinentry"}},
+		{"  /usr/bin/pinentry-gtk-2 \t--display :0 ", []string{"/usr/bin/pinentry-gtk-2", "--display", ":0"}},
+		{`"C:\Program Files\x.exe" a "b c"`, []string{`C:\Program Files\x.exe`, "a", "b c"}},
+		{`'/opt/my app/pe' --title 'PIN "CIE"'`, []string{"/opt/my app/pe", "--title", `PIN "CIE"`}},
+		{`C:\tools\pe.exe ""`, []string{`C:\tools\pe.exe`, ""}},
+		{`a"b c"d`, []string{"ab cd"}},
+		{`"unclosed`, nil},
+		{"   ", nil},
+		{`"" x`, nil},
+	} {
+		p, err := ParseCommand(tt.in)
+		if tt.want == nil {
+			if err == nil {
+				t.Errorf("ParseCommand(%q) = %q %q, want an error", tt.in, p.Path, p.Args)
+			}
+			continue
+		}
+		if err != nil || p.Path != tt.want[0] || !slices.Equal(p.Args, tt.want[1:]) {
+			t.Errorf("ParseCommand(%q) = %q %q %v, want %q", tt.in, p.Path, p.Args, err, tt.want)
+			continue
+		}
+		// String quotes what needs it, so that it parses back the same.
+		back, err := ParseCommand(p.String())
+		if err != nil || back.Path != p.Path || !slices.Equal(back.Args, p.Args) {
+			t.Errorf("ParseCommand(%q.String() = %q) = %q %q %v", tt.in, p.String(), back.Path, back.Args, err)
+		}
+	}
 }

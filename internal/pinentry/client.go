@@ -359,8 +359,20 @@ type Program struct {
 	Env []string
 }
 
-// String names the program for logs.
-func (p Program) String() string { return strings.Join(append([]string{p.Path}, p.Args...), " ") }
+// String names the program for logs, quoted as ParseCommand reads it.
+func (p Program) String() string {
+	words := append([]string{p.Path}, p.Args...)
+	for i, w := range words {
+		switch {
+		case w != "" && !strings.ContainsAny(w, " \t\n\r'\""):
+		case !strings.Contains(w, `"`):
+			words[i] = `"` + w + `"`
+		case !strings.Contains(w, "'"):
+			words[i] = "'" + w + "'"
+		}
+	}
+	return strings.Join(words, " ")
+}
 
 // run starts the program, runs fn on a client, says BYE and waits for the
 // program to exit; ctx bounds the whole dialogue (the program is killed

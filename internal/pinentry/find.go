@@ -1,6 +1,7 @@
 package pinentry
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,8 +10,52 @@ import (
 
 // EnvProgram is the environment variable that names the pinentry program:
 // a path, optionally followed by arguments separated by spaces, or "none"
-// to use no dialog at all.
+// to use no dialog at all. A path or an argument with spaces in it is
+// written in double quotes (`"C:\Program Files\GnuPG\bin\pinentry.exe"
+// --timeout 60`); a value that is as a whole the path of an existing file
+// needs none. Backslashes are not escapes, so Windows paths are written as
+// they are.
 const EnvProgram = "CIE_PINENTRY"
+
+// ParseCommand splits the value of EnvProgram into a program and its
+// arguments: words separated by spaces or tabs, where a part in double
+// (or single) quotes keeps its spaces and loses the quotes. It reports an
+// unclosed quote or an empty command.
+func ParseCommand(v string) (Program, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	var quote rune
+	for _, r := range v {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return Program{}, fmt.Errorf("parsing %s: unclosed %c quote", EnvProgram, quote)
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	if len(words) == 0 || words[0] == "" {
+		return Program{}, fmt.Errorf("parsing %s: no program", EnvProgram)
+	}
+	return Program{Path: words[0], Args: words[1:]}, nil
+}
 
 // Lookup is what Find needs from the process: its environment and the
 // executable search. The zero value uses os.Getenv, exec.LookPath and
@@ -43,6 +88,16 @@ func (l Lookup) executable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
+// isFile reports whether path names an existing regular file (with the
+// Executable hook when set, as tests do).
+func (l Lookup) isFile(path string) bool {
+	if l.Executable != nil {
+		return l.Executable(path)
+	}
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
 // Find returns the pinentry program for the CIE PIN dialog, in this order:
 //
 //  1. $CIE_PINENTRY ("none" or "off": no program);
@@ -62,8 +117,16 @@ func Find(moduleDir string, l Lookup) (p Program, ok bool) {
 		if v == "none" || v == "off" {
 			return Program{}, false
 		}
-		f := strings.Fields(v)
-		return Program{Path: f[0], Args: f[1:]}, true
+		if l.isFile(v) {
+			return Program{Path: v}, true
+		}
+		p, err := ParseCommand(v)
+		if err != nil {
+			// Kept whole: starting it fails with an error that shows the
+			// value, where silently using no dialog would hide the mistake.
+			return Program{Path: v}, true
+		}
+		return p, true
 	}
 	if l.getenv("DISPLAY") == "" && l.getenv("WAYLAND_DISPLAY") == "" {
 		return Program{}, false
