@@ -444,20 +444,36 @@ func TestWaitForChangeIgnoresOtherFlags(t *testing.T) {
 			}
 			break
 		}
-		// A return is only right if some other reader changed (another
-		// test process plugging a card in).
-		byName := map[string]bool{}
+		// A return is only right if some other reader changed: another
+		// test, running in parallel, plugging a reader in or out, or
+		// inserting or removing a card (a quick remove and insert shows
+		// only in the event counter). This test's reader must not change.
+		byName := map[string]pcsc.ReaderStatus{}
 		for _, k := range known {
-			byName[k.Name] = k.Present
+			byName[k.Name] = k
 		}
-		otherChanged := false
+		changed := func(a, b pcsc.ReaderStatus) bool {
+			return a.Present != b.Present || !bytes.Equal(a.ATR, b.ATR) || pcsc.EventCount(a) != pcsc.EventCount(b)
+		}
+		otherChanged := len(cur) != len(known)
 		for _, s := range cur {
-			if p, ok := byName[s.Name]; !ok || (p != s.Present && s.Name != c.Reader()) {
+			k, ok := byName[s.Name]
+			switch {
+			case s.Name == c.Reader() && (!ok || changed(k, s)):
+				t.Fatalf("WaitForChange reports a change of this test's reader, where only its in-use flag changed: %v (state %#x) → %v (state %#x)",
+					k, pcsc.RawState(k), s, pcsc.RawState(s))
+			case !ok || changed(k, s):
 				otherChanged = true
 			}
 		}
 		if !otherChanged {
-			t.Fatalf("WaitForChange returned without a card or reader change: %v → %v", known, cur)
+			raw := func(l []pcsc.ReaderStatus) (out []string) {
+				for _, s := range l {
+					out = append(out, fmt.Sprintf("%s state %#x", s, pcsc.RawState(s)))
+				}
+				return out
+			}
+			t.Fatalf("WaitForChange returned without a card or reader change: %q → %q", raw(known), raw(cur))
 		}
 		known = cur
 	}
