@@ -254,7 +254,7 @@ func (t *token) fail(err error, what string) error {
 	case isCardChanged(err):
 		return t.cardChanged()
 	case errors.Is(err, cie.ErrPINRequired):
-		t.logout()
+		t.loseLogin()
 		return CKR_USER_NOT_LOGGED_IN
 	case errors.Is(err, cie.ErrInvalidPIN):
 		return CKR_PIN_INVALID

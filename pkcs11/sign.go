@@ -221,9 +221,9 @@ func (t *token) signFail(err error) error {
 		return CKR_DEVICE_ERROR // the card refused this signature; the login stands
 	case serr == nil:
 		t.pin.set(st.Remaining, st.Blocked)
-		t.logout()
+		t.loseLogin()
 		return CKR_USER_NOT_LOGGED_IN
 	}
-	t.logout() // state unknown: log out rather than sign without the holder's consent
+	t.loseLogin() // state unknown: log out rather than sign without the holder's consent
 	return t.fail(serr, "reading the PIN status after a failed signature")
 }

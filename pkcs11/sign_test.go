@@ -222,9 +222,15 @@ func TestSignErrors(t *testing.T) {
 		wantRV(t, err, pkcs11.CKR_OPERATION_NOT_INITIALIZED)
 	})
 	t.Run("not logged in", func(t *testing.T) {
-		e.m.Logout(h)
-		wantRV(t, e.m.SignInit(h, pkcs11.Mechanism{Type: pkcs11.CKM_SHA256_RSA_PKCS}, key), pkcs11.CKR_USER_NOT_LOGGED_IN)
+		// C_Logout by the application ends the signatures it started.
+		if err := e.m.SignInit(h, pkcs11.Mechanism{Type: pkcs11.CKM_SHA256_RSA_PKCS}, key); err != nil {
+			t.Fatal(err)
+		}
+		wantRV(t, e.m.Logout(h), pkcs11.CKR_OK)
 		_, err := e.m.Sign(h, []byte("x"), sig, false)
+		wantRV(t, err, pkcs11.CKR_OPERATION_NOT_INITIALIZED)
+		wantRV(t, e.m.SignInit(h, pkcs11.Mechanism{Type: pkcs11.CKM_SHA256_RSA_PKCS}, key), pkcs11.CKR_USER_NOT_LOGGED_IN)
+		_, err = e.m.Sign(h, []byte("x"), sig, false)
 		wantRV(t, err, pkcs11.CKR_OPERATION_NOT_INITIALIZED)
 	})
 	_ = card
@@ -264,12 +270,32 @@ func TestExternalResetAsksForLoginAgain(t *testing.T) {
 		t.Run(fault.String(), func(t *testing.T) {
 			e, card, h, key := signEnv(t)
 			sig := make([]byte, 256)
+			// A second session of the application started a signature
+			// too, before the card lost the login.
+			other, err := e.m.OpenSession(1, pkcs11.CKF_SERIAL_SESSION)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.m.SignInit(other, pkcs11.Mechanism{Type: pkcs11.CKM_SHA256_RSA_PKCS}, key); err != nil {
+				t.Fatal(err)
+			}
 			card.Inject(fault)
 			if err := e.m.SignInit(h, pkcs11.Mechanism{Type: pkcs11.CKM_SHA256_RSA_PKCS}, key); err != nil {
 				t.Fatal(err)
 			}
-			_, err := e.m.Sign(h, []byte("x"), sig, false)
+			_, err = e.m.Sign(h, []byte("x"), sig, false)
 			wantRV(t, err, pkcs11.CKR_USER_NOT_LOGGED_IN)
+			// The other session's operation says why it cannot sign (the
+			// cue to log in again), not that it was never started; and
+			// that ends it.
+			apdusBefore := apdus(card)
+			_, err = e.m.Sign(other, []byte("y"), sig, false)
+			wantRV(t, err, pkcs11.CKR_USER_NOT_LOGGED_IN)
+			_, err = e.m.Sign(other, []byte("y"), sig, false)
+			wantRV(t, err, pkcs11.CKR_OPERATION_NOT_INITIALIZED)
+			if n := apdus(card) - apdusBefore; n != 0 {
+				t.Fatalf("the other session's signature sent %d APDUs while logged out", n)
+			}
 			in, _ := e.m.SessionInfo(h)
 			if in.State != pkcs11.CKS_RW_PUBLIC_SESSION {
 				t.Fatalf("state %v, want logged out", in.State)

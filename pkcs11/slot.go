@@ -271,8 +271,22 @@ type token struct {
 }
 
 // logout forgets the login: PKCS#11 state, the PUK and the card's
-// secure-messaging session (the PIN verification goes with it).
+// secure-messaging session (the PIN verification goes with it). Active
+// signature operations end with it.
 func (t *token) logout() {
+	t.loseLogin()
+	for _, ss := range t.sessions {
+		ss.sign = nil
+	}
+}
+
+// loseLogin is logout when the card, not the application, ended the login
+// (another application's handshake or reset took the PIN verification):
+// signature operations other sessions started stay, so that their C_Sign
+// says CKR_USER_NOT_LOGGED_IN, the application's cue to log in again (or,
+// with the module's PIN dialog, asks for the PIN), rather than
+// CKR_OPERATION_NOT_INITIALIZED for an operation it did start.
+func (t *token) loseLogin() {
 	if t.login != loggedOut {
 		t.card.Logout()
 	}
@@ -281,7 +295,6 @@ func (t *token) logout() {
 	t.soPUK = nil
 	for _, ss := range t.sessions {
 		ss.find = nil // a search may hold private objects
-		ss.sign = nil
 	}
 }
 

@@ -144,11 +144,14 @@ var watchdog struct {
 
 // watchdogScript runs when its starter is gone (EOF on stdin): if no
 // process holds pcscd.lock (every user holds it shared) and the pid file
-// names a live pcscd, stop it.
+// names a live pcscd, stop it. It waits up to 2 s for the exclusive lock:
+// a user's own check that it is the last one (Bench.stop) holds it
+// exclusively for a moment, and giving up then would leave the pcscd to
+// nobody. A user holding it shared for longer stops the pcscd itself.
 const watchdogScript = `read _
 cd "$0" || exit 0
 exec 9<pcscd.lock || exit 0
-flock -n -x 9 || exit 0
+flock -w 2 -x 9 || exit 0
 pid=$(tr -d '\000\n' < pcscd.pid 2>/dev/null) || exit 0
 [ -n "$pid" ] || exit 0
 if [ "$(cat /proc/$pid/comm 2>/dev/null)" = pcscd ]; then kill -TERM "$pid"; fi
