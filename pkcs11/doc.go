@@ -90,8 +90,10 @@
 // application breaks that session (a reset, its own handshake), the next
 // signature fails; the module then asks the card whether the PIN is still
 // verified (VERIFY without data, no try spent) and answers
-// CKR_USER_NOT_LOGGED_IN: the application logs in again. The module never
-// resends a PIN.
+// CKR_USER_NOT_LOGGED_IN: the application logs in again. Signatures other
+// sessions had started stay, and their C_Sign answers the same (C_Logout
+// by the application, by contrast, ends them). The module never resends a
+// PIN.
 //
 // C_Login(CKU_SO) verifies the PUK; the PUK is then held in memory (zeroed
 // at logout) because C_InitPIN runs cie.Card.UnblockPIN, which verifies it
