@@ -13,6 +13,7 @@ import (
 	"image/png"
 	"io"
 	"math/bits"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -544,9 +545,12 @@ func startBus(t *testing.T, dir string) string {
 		t.Fatalf("starting dbus-daemon: %v", err)
 	}
 	stopOnCleanup(t, cmd)
+	// The socket file appears at bind(), before the daemon listens: the
+	// bus is up when a connection is accepted.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(sock); err == nil {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			return addr
 		}
 		if time.Now().After(deadline) {
