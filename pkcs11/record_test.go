@@ -108,11 +108,7 @@ func TestSwappedCardSameATR(t *testing.T) {
 	}
 	e.src.Insert(reader1, cardB)
 	m := e.module(pkcs11.Config{})
-	ti, err := m.TokenInfo(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(ti.Label[:]); got != "MARIO ROSSI" {
+	if got := tokenLabel(t, m); got != "MARIO ROSSI" {
 		t.Fatalf("start-up label %q: the recorded card is presented", got)
 	}
 	if n := apdus(cardB); n != 0 {
@@ -123,16 +119,12 @@ func TestSwappedCardSameATR(t *testing.T) {
 	if pin, _ := cardB.Tries(); pin != 3 {
 		t.Fatalf("the other card's PIN counter went to %d", pin)
 	}
-	_, err = m.SessionInfo(h)
+	_, err := m.SessionInfo(h)
 	wantRV(t, err, pkcs11.CKR_SESSION_HANDLE_INVALID)
 	if id, err := m.WaitForSlotEvent(true); err != nil || id != 1 {
 		t.Errorf("slot event after the swap: %v %v", id, err)
 	}
-	ti, err = m.TokenInfo(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(ti.Label[:]); got != "CIE 123456789012" {
+	if got := tokenLabel(t, m); got != "CIE 123456789012" {
 		t.Fatalf("label after the swap %q, want the unpaired card's", got)
 	}
 	h = e.open(m)
@@ -140,8 +132,7 @@ func TestSwappedCardSameATR(t *testing.T) {
 		t.Fatalf("the other card shows %d objects before its login", n)
 	}
 	login(t, m, h)
-	ti, _ = m.TokenInfo(1)
-	if got := text(ti.Label[:]); got != "LUCIA BIANCHI" {
+	if got := tokenLabel(t, m); got != "LUCIA BIANCHI" {
 		t.Fatalf("label after the login %q", got)
 	}
 	// Both cards have their record; the reader's card is B now.
@@ -150,8 +141,7 @@ func TestSwappedCardSameATR(t *testing.T) {
 	}
 	cardB.ResetStats()
 	m2 := e.module(pkcs11.Config{})
-	ti, _ = m2.TokenInfo(1)
-	if got := text(ti.Label[:]); got != "LUCIA BIANCHI" || apdus(cardB) != 0 {
+	if got := tokenLabel(t, m2); got != "LUCIA BIANCHI" || apdus(cardB) != 0 {
 		t.Fatalf("next start-up: label %q, %d APDUs", got, apdus(cardB))
 	}
 	// Card A back: found out the same way, and shown as itself.
@@ -159,8 +149,7 @@ func TestSwappedCardSameATR(t *testing.T) {
 	m3 := e.module(pkcs11.Config{})
 	h3 := e.open(m3)
 	wantRV(t, m3.Login(h3, pkcs11.CKU_USER, []byte(goodPIN)), pkcs11.CKR_DEVICE_REMOVED)
-	ti, _ = m3.TokenInfo(1)
-	if got := text(ti.Label[:]); got != "MARIO ROSSI" {
+	if got := tokenLabel(t, m3); got != "MARIO ROSSI" {
 		t.Fatalf("card A back: label %q", got)
 	}
 	h3 = e.open(m3)
@@ -241,11 +230,7 @@ func TestLegacyEntryMigrates(t *testing.T) {
 	e.src.Insert(reader1, card)
 
 	m := e.module(pkcs11.Config{})
-	ti, err := m.TokenInfo(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(ti.Label[:]); got != "MARIO ROSSI" {
+	if got := tokenLabel(t, m); got != "MARIO ROSSI" {
 		t.Fatalf("label from the legacy entry %q", got)
 	}
 	h := e.open(m)
@@ -298,11 +283,7 @@ func TestForeignCardUnderRecordedATR(t *testing.T) {
 	foreign := newCard(t, ciesim.Config{Family: "foreign", ATR: cardA.ATR()})
 	e.src.Insert(reader1, foreign)
 	m := e.module(pkcs11.Config{})
-	ti, err := m.TokenInfo(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(ti.Label[:]); got != "MARIO ROSSI" {
+	if got := tokenLabel(t, m); got != "MARIO ROSSI" {
 		t.Fatalf("start-up label %q: the recorded card is presented", got)
 	}
 	h := e.open(m)
@@ -310,7 +291,7 @@ func TestForeignCardUnderRecordedATR(t *testing.T) {
 	if id, err := m.WaitForSlotEvent(true); err != nil || id != 1 {
 		t.Errorf("slot event after the swap: %v %v", id, err)
 	}
-	_, err = m.TokenInfo(1)
+	_, err := m.TokenInfo(1)
 	wantRV(t, err, pkcs11.CKR_TOKEN_NOT_RECOGNIZED)
 	foreign.ResetStats()
 	_, err = m.TokenInfo(1)
@@ -342,11 +323,7 @@ func TestSwapWithCacheUnwritable(t *testing.T) {
 	cardB := newCard(t, ciesim.Config{Holder: ciesim.Holder{GivenName: "LUCIA", Surname: "BIANCHI", IDServizi: "123456789012"}})
 	e.src.Insert(reader1, cardB)
 	m := e.module(pkcs11.Config{})
-	ti, err := m.TokenInfo(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(ti.Label[:]); got != "MARIO ROSSI" {
+	if got := tokenLabel(t, m); got != "MARIO ROSSI" {
 		t.Fatalf("start-up label %q: the recorded card is presented", got)
 	}
 
@@ -369,11 +346,7 @@ func TestSwapWithCacheUnwritable(t *testing.T) {
 		t.Fatal("the reader was cleared from the record: the failure to inject did not happen")
 	}
 
-	ti, err = m.TokenInfo(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(ti.Label[:]); got != "CIE 123456789012" {
+	if got := tokenLabel(t, m); got != "CIE 123456789012" {
 		t.Fatalf("label after the swap %q, want the unpaired card's", got)
 	}
 	h = e.open(m)
@@ -463,4 +436,15 @@ func TestSwapWakesWaiter(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the blocked WaitForSlotEvent was not woken by the swap")
 	}
+}
+
+// tokenLabel returns the label of slot 1's token, failing the test when
+// the module cannot say it.
+func tokenLabel(t *testing.T, m *pkcs11.Module) string {
+	t.Helper()
+	ti, err := m.TokenInfo(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text(ti.Label[:])
 }
